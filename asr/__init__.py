@@ -1,0 +1,27 @@
+"""asr: a small streaming speech recogniser (log-mel -> GRU -> CTC).
+
+import asr
+result = asr.transcribe("speech.wav")   # the bundled default model
+print(result.text, result.words)
+"""
+
+from asr.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.checkpoint import Bundle, ModelFileError, load_model
+from asr.decoding import GreedyDecoder, Hypothesis, Word
+from asr.streaming import Result, transcribe
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SAMPLE_RATE",
+    "AudioError",
+    "Bundle",
+    "GreedyDecoder",
+    "Hypothesis",
+    "ModelFileError",
+    "Result",
+    "Word",
+    "load_audio",
+    "load_model",
+    "transcribe",
+]

@@ -1,0 +1,132 @@
+"""Audio in: files of any common format, rate and channel count -> float32 mono 16 kHz."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+#: The rate every model in this package is trained and run at.
+SAMPLE_RATE = 16000
+#: Feature frames: 25 ms windows every 10 ms.
+N_FFT = 400
+WIN_LENGTH = N_FFT
+HOP_LENGTH = 160
+N_MELS = 80
+FRAME_SECONDS = HOP_LENGTH / SAMPLE_RATE
+FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH
+
+_INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
+
+
+class AudioError(Exception):
+    """A file or buffer that cannot be used as audio; the message names it and the problem."""
+
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read an audio file and return it as float32 mono at ``sample_rate``.
+
+    Reads wav (8/16/24/32-bit integer and float), flac, ogg (vorbis and opus) and mp3,
+    at any rate and channel count. Channels are averaged and the rate is converted with
+    soxr. Returns an array of shape ``(samples,)``.
+
+    Raises AudioError naming the file for a missing, empty, corrupt, truncated or
+    non-audio file, and for one that holds NaN or infinite samples.
+    """
+    name = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"{name}: no such file")
+    if p.is_dir():
+        raise AudioError(f"{name}: is a directory, not an audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(f"{name}: empty file")
+    try:
+        with sf.SoundFile(name) as f:
+            declared = f.frames
+            rate = f.samplerate
+            data = f.read(dtype="float32", always_2d=True)
+    except sf.LibsndfileError as e:
+        raise AudioError(f"{name}: not a readable audio file ({_reason(e)})") from None
+    except (RuntimeError, ValueError, OSError) as e:
+        raise AudioError(f"{name}: not a readable audio file ({e})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{name}: holds no audio samples")
+    # libsndfile reports the length from the header; a shorter read means a cut-off file.
+    if data.shape[0] < declared:
+        raise AudioError(f"{name}: truncated ({data.shape[0]} of {declared} frames)")
+    missing = _wav_missing_bytes(p)
+    if missing:
+        raise AudioError(f"{name}: truncated (the WAV data chunk lacks {missing} bytes)")
+    audio = to_mono(data, name)
+    return resample(audio, rate, sample_rate)
+
+
+def _wav_missing_bytes(path: Path) -> int:
+    """Bytes a RIFF/WAVE file's data chunk declares but the file lacks (0 when complete).
+
+    libsndfile quietly shortens a cut-off WAV to what is there, so check the header.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0
+        size = path.stat().st_size
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return 0
+            length = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                # 0 and 0xFFFFFFFF mark a stream whose writer never knew the length.
+                if length in (0, 0xFFFFFFFF):
+                    return 0
+                return max(0, f.tell() + length - size)
+            f.seek(length + (length & 1), 1)
+
+
+def _reason(error: Exception) -> str:
+    text = str(error)
+    # libsndfile's messages start with the file name, which the caller already gives.
+    return text.split(": ", 1)[-1].strip() or type(error).__name__
+
+
+def to_mono(data: np.ndarray, name: str = "audio") -> np.ndarray:
+    """Average ``(samples, channels)`` float audio to ``(samples,)``; reject NaN and inf."""
+    if not np.isfinite(data).all():
+        raise AudioError(f"{name}: contains NaN or infinite samples")
+    audio = data.mean(axis=1) if data.ndim == 2 else data
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def resample(audio: np.ndarray, orig_rate: int, new_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Convert ``(samples,)`` float32 audio between rates with soxr (high quality)."""
+    if orig_rate == new_rate:
+        return audio.astype(np.float32, copy=False)
+    if orig_rate <= 0:
+        raise AudioError(f"invalid sample rate {orig_rate}")
+    return soxr.resample(audio, orig_rate, new_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def as_float32(chunk: np.ndarray) -> np.ndarray:
+    """Check an app-supplied chunk and convert it to float32 ``(samples,)``.
+
+    Accepts float32/float64 in [-1, 1] or int16/int32 PCM, shaped ``(samples,)`` or
+    ``(samples, 1)``. Anything else raises a ValueError that names the problem.
+    """
+    if not isinstance(chunk, np.ndarray):
+        raise ValueError(f"audio must be a numpy array, got {type(chunk).__name__}")
+    if chunk.ndim == 2 and chunk.shape[1] == 1:
+        chunk = chunk[:, 0]
+    if chunk.ndim != 1:
+        raise ValueError(f"audio must be mono with shape (samples,), got shape {chunk.shape}")
+    if chunk.dtype in _INT_SCALE:
+        return chunk.astype(np.float32) / _INT_SCALE[chunk.dtype]
+    if chunk.dtype not in (np.float32, np.float64):
+        raise ValueError(f"audio must be float32, float64, int16 or int32, got {chunk.dtype}")
+    if not np.isfinite(chunk).all():
+        raise ValueError("audio contains NaN or infinite samples")
+    return chunk.astype(np.float32, copy=False)

@@ -1,0 +1,144 @@
+"""Model files and training checkpoints: plain values and tensors, written atomically.
+
+A model file is ``torch.save`` of a dict that loads with ``weights_only=True``: the
+weights, the model config, the vocabulary and the feature parameters, so the file alone
+defines the recognizer. Nothing is unpickled beyond tensors and plain containers.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asr.features import FeatureConfig
+from asr.model import AcousticModel, ModelConfig
+from asr.text import Vocabulary
+
+FORMAT = "asr-model"
+VERSION = 1
+DEFAULT_MODEL = "default.pt"
+
+
+class ModelFileError(Exception):
+    """A model file that is missing, unreadable or not an asr model."""
+
+
+@dataclass
+class Bundle:
+    """A loaded recognizer model: the network plus everything needed to feed and read it."""
+
+    model: AcousticModel
+    vocabulary: Vocabulary
+    features: FeatureConfig
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds per output (log-prob) frame."""
+        return self.features.hop_length * self.model.config.subsampling / self.features.sample_rate
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over it.
+
+    A crash at any moment leaves either the old file or the new one, never a torn one.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def safe_load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a file written by ``atomic_save`` without unpickling arbitrary objects."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many types for a bad file
+        raise ModelFileError(f"{path}: not a readable model file") from None
+    if not isinstance(obj, dict):
+        raise ModelFileError(f"{path}: not an asr model file")
+    return obj
+
+
+def model_dict(bundle: Bundle, half: bool = False) -> dict[str, Any]:
+    """The plain-value form of a bundle; ``half`` stores float weights as float16."""
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+        for k, v in bundle.model.state_dict().items()
+    }
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": bundle.model.config.to_dict(),
+        "feature_config": bundle.features.to_dict(),
+        "vocabulary": list(bundle.vocabulary.tokens),
+        "state_dict": state,
+        "metadata": dict(bundle.metadata),
+    }
+
+
+def save_model(bundle: Bundle, path: str | os.PathLike[str], half: bool = False) -> None:
+    """Write a self-contained model file atomically."""
+    atomic_save(model_dict(bundle, half), path)
+
+
+def bundle_from_dict(obj: dict[str, Any], path: str = "") -> Bundle:
+    """Rebuild a Bundle from a model dict (or a training checkpoint holding one)."""
+    if obj.get("format") != FORMAT:
+        obj = obj.get("model", {})
+    if obj.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not an asr model file")
+    if obj.get("version", 0) > VERSION:
+        raise ModelFileError(f"{path}: made by a newer asr (format {obj['version']}); upgrade asr")
+    try:
+        model = AcousticModel(ModelConfig.from_dict(obj["model_config"]))
+        state = {k: v.float() if v.is_floating_point() else v for k, v in obj["state_dict"].items()}
+        model.load_state_dict(state)
+        vocabulary = Vocabulary.from_list(obj["vocabulary"])
+        features = FeatureConfig.from_dict(obj["feature_config"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:
+        raise ModelFileError(f"{path}: damaged model file ({e})") from None
+    model.eval()
+    return Bundle(model, vocabulary, features, dict(obj.get("metadata", {})), path)
+
+
+def default_model_path() -> Path:
+    """Where the model bundled with the package lives (it may not exist in a dev checkout)."""
+    return Path(str(resources.files("asr") / "models" / DEFAULT_MODEL))
+
+
+def load_model(path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Bundle:
+    """Load a model file, or the bundled default model when ``path`` is None.
+
+    Accepts a model file or a training checkpoint (``last.pt``) from ``asr train``.
+    """
+    if path is None:
+        path = default_model_path()
+        if not path.exists():
+            raise ModelFileError(
+                "no default model is bundled with this installation; pass --model PATH "
+                "(train one with 'asr train')"
+            )
+    bundle = bundle_from_dict(safe_load(path), os.fspath(path))
+    bundle.model.to(device)
+    return bundle

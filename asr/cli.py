@@ -1,0 +1,207 @@
+"""The ``asr`` command: parses arguments and calls the library, nothing more.
+
+Exit codes: 0 when everything succeeded, 1 when some inputs failed (each reported on
+stderr), 2 for usage errors (bad options, a model that cannot be loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _error(message: str) -> None:
+    print(f"asr: error: {message}", file=sys.stderr, flush=True)
+
+
+def _load(path: str | None):
+    from asr.checkpoint import ModelFileError, load_model
+
+    try:
+        return load_model(path)
+    except ModelFileError as e:
+        _error(str(e))
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from asr.audio import AudioError
+    from asr.streaming import transcribe
+    from asr.writers import WRITERS, Transcript
+
+    bundle = _load(args.model)
+    write = WRITERS[args.format]
+    if args.output_dir:
+        os.makedirs(args.output_dir, exist_ok=True)
+    failed = 0
+    for path in args.files:
+        try:
+            result = transcribe(path, bundle)
+        except AudioError as e:
+            _error(str(e))
+            failed += 1
+            continue
+        text = write(Transcript(path, result.text, result.words, result.duration))
+        if args.output_dir:
+            target = Path(args.output_dir) / f"{Path(path).stem}.{args.format}"
+            target.write_text(text, encoding="utf-8")
+        elif args.format == "txt" and len(args.files) > 1:
+            sys.stdout.write(f"{path}: {text}")
+        else:
+            sys.stdout.write(text)
+        sys.stdout.flush()
+    if failed:
+        _error(f"{failed} of {len(args.files)} files failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from asr.data import ManifestError
+    from asr.train import TrainConfig, train
+
+    overrides = {
+        k: v
+        for k, v in {
+            "hidden": args.hidden,
+            "layers": args.layers,
+            "conv_channels": args.conv_channels,
+            "dropout": args.dropout,
+            "bidirectional": args.bidirectional or None,
+        }.items()
+        if v is not None
+    }
+    config = TrainConfig(
+        train=args.train,
+        dev=args.dev or "",
+        out=args.out,
+        model=overrides,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        max_minutes=args.max_minutes,
+        batch_seconds=args.batch_seconds,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        augment=not args.no_augment,
+        checkpoint_every=args.checkpoint_every,
+        eval_every=args.eval_every,
+        seed=args.seed,
+        workers=args.workers,
+        threads=args.threads,
+        device=args.device,
+    )
+    try:
+        bundle = train(config, resume=args.resume, log=lambda m: print(m, flush=True))
+    except ManifestError as e:
+        _error(str(e))
+        return EXIT_USAGE
+    print(f"best model: {bundle.path} (dev CER {bundle.metadata.get('dev_cer', 'n/a')})")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from asr.data import ManifestError, read_manifest
+    from asr.evaluate import evaluate_manifest
+
+    try:
+        utterances = read_manifest(args.manifest)
+    except ManifestError as e:
+        _error(str(e))
+        return EXIT_USAGE
+    bundle = _load(args.model)
+    report = evaluate_manifest(utterances, bundle, on_error=_error)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "manifest": args.manifest,
+                    "overall": asdict(report.overall),
+                    "subsets": {k: asdict(v) for k, v in report.subsets.items()},
+                    "rtf": round(report.rtf, 5),
+                    "failed": report.failed,
+                    "utterances": report.rows,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(f"{'subset':<20} {'utts':>5} {'WER':>7} {'CER':>7}   S / D / I")
+        for name, s in [*report.subsets.items(), ("all", report.overall)]:
+            print(
+                f"{name or '-':<20} {s.utterances:>5} {s.wer:>7.3f} {s.cer:>7.3f}   "
+                f"{s.substitutions} / {s.deletions} / {s.insertions}"
+            )
+        print(f"real-time factor {report.rtf:.4f}")
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asr", description="Streaming speech recognition.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("--decoder", choices=["greedy"], default="greedy")
+    p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
+    p.add_argument("--output-dir", help="write FILE's transcript to DIR/STEM.FORMAT")
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("train", help="train a model from JSONL manifests")
+    p.add_argument(
+        "--train",
+        action="append",
+        required=True,
+        metavar="MANIFEST[:WEIGHT]",
+        help="training manifest; repeat for several; :N repeats it N times",
+    )
+    p.add_argument("--dev", help="dev manifest for CER/WER and choosing the best checkpoint")
+    p.add_argument("--out", required=True, help="run folder: last.pt, best.pt, log.csv")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--max-steps", type=int, default=0, help="stop after N steps in total")
+    p.add_argument("--max-minutes", type=float, default=0.0, help="stop after M minutes")
+    p.add_argument("--batch-seconds", type=float, default=200.0, help="audio per batch")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=300)
+    p.add_argument("--hidden", type=int)
+    p.add_argument("--layers", type=int)
+    p.add_argument("--conv-channels", type=int)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    p.add_argument("--eval-every", type=int, default=0, help="steps between dev evaluations")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="data loading processes")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="WER and CER of a model on a manifest")
+    p.add_argument("manifest")
+    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("--json", action="store_true", help="print a JSON report")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""Training: CTC on bucketed batches, AdamW with warmup and cosine decay, atomic checkpoints.
+
+Reads top to bottom: a config, the learning-rate function, the evaluation function,
+then the loop. ``OUT/last.pt`` is the resumable checkpoint (weights, optimizer, step,
+epoch, batch position and RNG states); ``OUT/best.pt`` is the model file with the lowest
+dev CER; ``OUT/log.csv`` has one row per evaluation.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import jiwer
+import torch
+from tqdm import tqdm
+
+from asr.augment import AugmentConfig, WaveAugment, spec_augment
+from asr.checkpoint import Bundle, atomic_save, bundle_from_dict, model_dict, safe_load, save_model
+from asr.data import (
+    BucketBatchSampler,
+    SpeechDataset,
+    collate,
+    feature_statistics,
+    read_manifest,
+    total_hours,
+)
+from asr.decoding import greedy_texts
+from asr.features import FeatureConfig
+from asr.model import AcousticModel, ModelConfig
+from asr.text import Vocabulary
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; stored in each checkpoint."""
+
+    train: list[str] = field(default_factory=list)  # manifests, "PATH" or "PATH:WEIGHT"
+    dev: str = ""
+    out: str = "runs/model"
+    model: dict = field(default_factory=dict)  # ModelConfig overrides
+    epochs: int = 30
+    max_steps: int = 0  # stop after this many steps in total (0: no limit)
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this long in this process
+    batch_seconds: float = 200.0
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 300
+    weight_decay: float = 0.01
+    clip: float = 5.0
+    augment: bool = True
+    checkpoint_every: int = 200
+    eval_every: int = 0  # also evaluate every N steps (0: only after each epoch)
+    seed: int = 0
+    workers: int = 1
+    threads: int = 0  # torch threads (0: leave the default)
+    device: str = "auto"
+
+
+def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
+    """Linear warmup to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at ``total_steps``."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
+    floor = config.lr * config.min_lr_ratio
+    return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def evaluate(
+    model: AcousticModel, batches: list, vocabulary: Vocabulary, device: torch.device
+) -> dict[str, float]:
+    """Greedy CER and WER (jiwer) and mean CTC loss over prepared dev batches."""
+    model.eval()
+    refs, hyps, losses = [], [], []
+    for batch in batches:
+        logprobs, lengths, _ = model(batch.feats.to(device), batch.feat_lengths.to(device))
+        loss = torch.nn.functional.ctc_loss(
+            logprobs.transpose(0, 1),
+            batch.targets.to(device),
+            lengths,
+            batch.target_lengths.to(device),
+            zero_infinity=True,
+        )
+        losses.append(float(loss))
+        hyps += greedy_texts(logprobs.cpu(), lengths.cpu(), vocabulary)
+        refs += batch.texts
+    model.train()
+    pairs = [(r, h) for r, h in zip(refs, hyps, strict=False) if r]
+    refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
+    return {
+        "dev_loss": sum(losses) / max(1, len(losses)),
+        "dev_cer": jiwer.cer(refs, hyps) if refs else 0.0,
+        "dev_wer": jiwer.wer(refs, hyps) if refs else 0.0,
+    }
+
+
+def _manifests(specs: list[str]) -> list:
+    utterances = []
+    for spec in specs:
+        path, _, weight = spec.rpartition(":")
+        if not weight.isdigit() or not path:
+            path, weight = spec, "1"
+        utterances += read_manifest(path, int(weight))
+    return utterances
+
+
+class _AugmentedDataset(SpeechDataset):
+    def __init__(self, base: SpeechDataset, seed: int) -> None:
+        super().__init__(base.utterances, base.vocabulary, base.features, base.augment)
+        self.epoch = 0
+        self.seed = seed
+
+    def __getitem__(self, index: int):
+        if isinstance(self.augment, WaveAugment):
+            self.augment.reseed(hash((self.seed, self.epoch, index)) & 0xFFFFFFFF)
+        return super().__getitem__(index)
+
+
+def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
+    """Run (or resume) training; returns the best model by dev CER."""
+    os.makedirs(config.out, exist_ok=True)
+    last_path = os.path.join(config.out, "last.pt")
+    best_path = os.path.join(config.out, "best.pt")
+    checkpoint = safe_load(last_path) if resume and os.path.exists(last_path) else None
+    if resume and checkpoint is None:
+        log(f"no checkpoint in {config.out}; starting a new run")
+    if checkpoint is not None:
+        saved = checkpoint["config"]
+        # The run's shape (model, schedule, batches, seed) comes from the checkpoint; where
+        # the data and the run live and how long this session may go come from the caller.
+        keep = {
+            "train",
+            "dev",
+            "out",
+            "epochs",
+            "max_steps",
+            "max_minutes",
+            "workers",
+            "threads",
+            "device",
+            "eval_every",
+            "checkpoint_every",
+        }
+        config = TrainConfig(**{**saved, **{k: getattr(config, k) for k in keep}})
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    )
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    vocabulary = Vocabulary()
+    features = FeatureConfig()
+    train_utts = _manifests(config.train)
+    dev_utts = read_manifest(config.dev) if config.dev else []
+    augment = WaveAugment(AugmentConfig()) if config.augment else None
+    train_set = _AugmentedDataset(SpeechDataset(train_utts, vocabulary, features, augment), config.seed)
+    log(
+        f"train: {len(train_utts)} utterances, {total_hours(train_utts):.2f} h; "
+        f"dev: {len(dev_utts)} utterances; device: {device}"
+    )
+
+    if checkpoint is not None:
+        bundle = bundle_from_dict(checkpoint["model"], last_path)
+        model = bundle.model
+    else:
+        model = AcousticModel(ModelConfig(**config.model))
+        mean, std = feature_statistics(SpeechDataset(train_utts, vocabulary, features), seed=config.seed)
+        model.set_normalization(mean, std)
+        bundle = Bundle(model, vocabulary, features)
+    model.to(device).train()
+    log(f"model: {model.num_parameters() / 1e6:.2f}M parameters, {model.config}")
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sampler = BucketBatchSampler([u.duration for u in train_utts], config.batch_seconds, config.seed)
+    steps_per_epoch = len(sampler.batches(0))
+    total_steps = config.max_steps or steps_per_epoch * config.epochs
+    step, epoch, start_batch, best_cer = 0, 0, 0, math.inf
+    if checkpoint is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        step, epoch, start_batch = checkpoint["step"], checkpoint["epoch"], checkpoint["batch"]
+        best_cer = checkpoint["best_cer"]
+        total_steps = checkpoint["total_steps"]
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        random.setstate(checkpoint["rng"]["python"])
+        log(f"resumed from {last_path}: step {step}, epoch {epoch}, batch {start_batch}")
+
+    dev_batches = []
+    if dev_utts:
+        dev_set = SpeechDataset(dev_utts, vocabulary, features)
+        dev_sampler = BucketBatchSampler([u.duration for u in dev_utts], 300.0, sorted_first_epoch=True)
+        dev_batches = [collate([dev_set[i] for i in b]) for b in dev_sampler.batches(0)]
+
+    def save(epoch_: int, batch_: int) -> None:
+        bundle.metadata.update(train_hours=round(total_hours(train_utts), 2), steps=step)
+        atomic_save(
+            {
+                "model": model_dict(bundle),
+                "optimizer": optimizer.state_dict(),
+                "config": asdict(config),
+                "step": step,
+                "epoch": epoch_,
+                "batch": batch_,
+                "best_cer": best_cer,
+                "total_steps": total_steps,
+                "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+            },
+            last_path,
+        )
+
+    def run_eval(epoch_: float) -> None:
+        nonlocal best_cer
+        if not dev_batches:
+            return
+        metrics = evaluate(model, dev_batches, vocabulary, device)
+        log(
+            f"step {step} epoch {epoch_:.2f}: dev loss {metrics['dev_loss']:.3f} "
+            f"CER {metrics['dev_cer']:.4f} WER {metrics['dev_wer']:.4f}"
+        )
+        new_file = not os.path.exists(os.path.join(config.out, "log.csv"))
+        with open(os.path.join(config.out, "log.csv"), "a", newline="") as f:
+            writer = csv.writer(f)
+            if new_file:
+                writer.writerow(["time", "step", "epoch", "train_loss", "dev_loss", "dev_cer", "dev_wer"])
+            writer.writerow(
+                [
+                    round(time.time()),
+                    step,
+                    round(epoch_, 3),
+                    round(running, 4),
+                    round(metrics["dev_loss"], 4),
+                    round(metrics["dev_cer"], 4),
+                    round(metrics["dev_wer"], 4),
+                ]
+            )
+        if metrics["dev_cer"] < best_cer:
+            best_cer = metrics["dev_cer"]
+            bundle.metadata.update(
+                dev_cer=round(best_cer, 4),
+                dev_wer=round(metrics["dev_wer"], 4),
+                steps=step,
+                train_hours=round(total_hours(train_utts), 2),
+            )
+            save_model(bundle, best_path)
+
+    started = time.time()
+    running = 0.0
+    interactive = sys.stderr.isatty()
+    stop = False
+    while epoch < config.epochs and not stop:
+        sampler.set_epoch(epoch, start_batch)
+        train_set.epoch = epoch
+        loader = torch.utils.data.DataLoader(
+            train_set,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=config.workers,
+            prefetch_factor=4 if config.workers else None,
+        )
+        bar = tqdm(
+            loader,
+            total=len(sampler),
+            initial=0,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            mininterval=1.0 if interactive else 30.0,
+            dynamic_ncols=True,
+        )
+        batch_index = start_batch
+        audio_seconds, tick = 0.0, time.time()
+        for batch in bar:
+            lr = learning_rate(step, total_steps, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = model.normalize(batch.feats.to(device))
+            if config.augment:
+                x = spec_augment(x)
+            logprobs, lengths, _ = model.forward_normalized(x, batch.feat_lengths.to(device))
+            loss = torch.nn.functional.ctc_loss(
+                logprobs.transpose(0, 1),
+                batch.targets.to(device),
+                lengths,
+                batch.target_lengths.to(device),
+                zero_infinity=True,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
+            step += 1
+            batch_index += 1
+            value = float(loss.detach())
+            running = value if step == 1 else 0.98 * running + 0.02 * value
+            audio_seconds += batch.seconds
+            bar.set_postfix(
+                loss=f"{running:.3f}",
+                lr=f"{lr:.2e}",
+                speed=f"{audio_seconds / max(1e-6, time.time() - tick):.0f}x",
+                refresh=False,
+            )
+            if step % config.checkpoint_every == 0:
+                save(epoch, batch_index)
+            if config.eval_every and step % config.eval_every == 0:
+                run_eval(epoch + batch_index / steps_per_epoch)
+            out_of_time = config.max_minutes and time.time() - started > config.max_minutes * 60
+            if (config.max_steps and step >= config.max_steps) or out_of_time:
+                stop = True
+                break
+        bar.close()
+        if stop:
+            save(epoch, batch_index)
+            log(f"stopped at step {step} (limit reached); resume with --resume")
+            break
+        epoch += 1
+        start_batch = 0
+        if not (config.eval_every and step % config.eval_every == 0):
+            run_eval(float(epoch))
+        save(epoch, 0)
+        log(f"epoch {epoch} done: step {step}, train loss {running:.3f}")
+    if not os.path.exists(best_path):
+        save_model(bundle, best_path)
+    return bundle_from_dict(safe_load(best_path), best_path)

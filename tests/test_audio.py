@@ -1,0 +1,115 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.audio import SAMPLE_RATE, AudioError, as_float32, load_audio
+
+
+def tone(rate: int, seconds: float = 1.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    mono = 0.4 * np.sin(2 * np.pi * 440 * t)
+    return np.stack([mono] * channels, axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "rate", "channels", "options"),
+    [
+        ("wav", 8000, 1, {"subtype": "PCM_U8"}),
+        ("wav", 16000, 1, {"subtype": "PCM_16"}),
+        ("wav", 44100, 2, {"subtype": "PCM_24"}),
+        ("wav", 22050, 1, {"subtype": "PCM_32"}),
+        ("wav", 48000, 6, {"subtype": "FLOAT"}),
+        ("wav", 11025, 1, {"subtype": "DOUBLE"}),
+        ("flac", 32000, 2, {}),
+        ("ogg", 44100, 2, {"format": "OGG", "subtype": "VORBIS"}),
+        ("opus", 48000, 1, {"format": "OGG", "subtype": "OPUS"}),
+        ("mp3", 44100, 2, {"format": "MP3"}),
+    ],
+)
+def test_formats_become_mono_16k(tmp_path: Path, suffix: str, rate: int, channels: int, options) -> None:
+    path = tmp_path / f"tone.{suffix}"
+    sf.write(path, tone(rate, 1.0, channels), rate, **options)
+    audio = load_audio(path)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    # Lossy codecs may pad a few ms; the length must still be one second.
+    assert abs(audio.shape[0] - SAMPLE_RATE) < 0.06 * SAMPLE_RATE
+    middle = audio[2000:-2000]
+    rms = float(np.sqrt(np.mean(middle**2)))
+    assert rms == pytest.approx(0.4 / np.sqrt(2), rel=0.1)
+    # The 440 Hz tone survives resampling as the dominant frequency.
+    spectrum = np.abs(np.fft.rfft(middle))
+    peak_hz = np.argmax(spectrum) * SAMPLE_RATE / len(middle)
+    assert abs(peak_hz - 440) < 5
+
+
+def test_channels_are_averaged(tmp_path: Path) -> None:
+    left = tone(16000)[:, 0]
+    stereo = np.stack([left, np.zeros_like(left)], axis=1)
+    sf.write(tmp_path / "s.wav", stereo, 16000, subtype="FLOAT")
+    np.testing.assert_allclose(load_audio(tmp_path / "s.wav"), left / 2, atol=1e-6)
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def truncated_copy(tmp_path: Path, suffix: str, **options) -> Path:
+    full = tmp_path / f"full.{suffix}"
+    sf.write(full, tone(16000, 2.0), 16000, **options)
+    data = full.read_bytes()
+    return write_bytes(tmp_path / f"cut.{suffix}", data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.wav", "no such file"),
+        (lambda d: d, "is a directory"),
+        (lambda d: write_bytes(d / "empty.wav", b""), "empty file"),
+        (lambda d: write_bytes(d / "notes.txt", b"hello, this is text\n" * 20), "not a readable audio file"),
+        (
+            lambda d: write_bytes(d / "bad.wav", b"RIFF\x00\x00\x00\x00WAVEjunkjunk" * 8),
+            "not a readable audio file",
+        ),
+        (lambda d: write_bytes(d / "random.flac", bytes(range(256)) * 40), "not a readable audio file"),
+        (lambda d: truncated_copy(d, "wav", subtype="PCM_16"), "truncated"),
+        (lambda d: truncated_copy(d, "flac"), "not a readable audio file"),
+    ],
+)
+def test_bad_files_name_the_file_and_problem(tmp_path: Path, make, message: str) -> None:
+    path = make(tmp_path)
+    with pytest.raises(AudioError) as info:
+        load_audio(path)
+    assert str(path) in str(info.value) and message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_rejected(tmp_path: Path, bad: float) -> None:
+    audio = tone(16000)
+    audio[100, 0] = bad
+    sf.write(tmp_path / "nan.wav", audio, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        load_audio(tmp_path / "nan.wav")
+
+
+def test_no_samples(tmp_path: Path) -> None:
+    sf.write(tmp_path / "zero.wav", np.zeros((0, 1), np.float32), 16000)
+    with pytest.raises(AudioError, match="no audio samples"):
+        load_audio(tmp_path / "zero.wav")
+
+
+def test_as_float32_checks_chunks() -> None:
+    np.testing.assert_allclose(as_float32(np.array([16384, -32768], np.int16)), [0.5, -1.0])
+    assert as_float32(np.zeros((5, 1))).shape == (5,)
+    with pytest.raises(ValueError, match="shape"):
+        as_float32(np.zeros((5, 2), np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        as_float32(np.zeros(5, np.uint8))
+    with pytest.raises(ValueError, match="NaN"):
+        as_float32(np.array([0.0, np.nan], np.float32))
+    with pytest.raises(ValueError, match="numpy array"):
+        as_float32([0.0, 0.1])  # type: ignore[arg-type]

@@ -1,0 +1,98 @@
+"""The asr command as a user runs it: exit codes, one-line errors, output files."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+def asr(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "asr", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def audio(tmp_path: Path) -> Path:
+    path = tmp_path / "tone.flac"
+    t = np.arange(24000) / 16000
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 300 * t), 16000)
+    return path
+
+
+def test_a_bad_file_does_not_stop_the_batch(tmp_path: Path, audio: Path, tiny_model_file: Path) -> None:
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp3"
+    text.write_text("not audio at all " * 50)
+    missing = tmp_path / "missing.ogg"
+    done = asr(
+        "transcribe",
+        "--model",
+        str(tiny_model_file),
+        "--format",
+        "json",
+        str(empty),
+        str(audio),
+        str(missing),
+        str(text),
+        str(audio),
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("asr: error:")]
+    assert len(errors) == 4
+    assert f"{empty}: empty file" in errors[0] and f"{missing}: no such file" in errors[1]
+    assert str(text) in errors[2] and "3 of 5 files failed" in errors[3]
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["audio"] for r in results] == [str(audio), str(audio)]
+    assert results[0]["duration"] == pytest.approx(1.5, abs=0.01)
+
+
+def test_output_dir_gets_one_file_per_input(tmp_path: Path, audio: Path, tiny_model_file: Path) -> None:
+    for fmt in ("srt", "vtt", "txt"):
+        done = asr(
+            "transcribe",
+            "--model",
+            str(tiny_model_file),
+            "--format",
+            fmt,
+            "--output-dir",
+            str(tmp_path / "out"),
+            str(audio),
+        )
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "out" / f"tone.{fmt}").exists()
+    assert (tmp_path / "out" / "tone.vtt").read_text().startswith("WEBVTT")
+
+
+def test_usage_errors_exit_2(tmp_path: Path, audio: Path) -> None:
+    done = asr("transcribe")
+    assert done.returncode == 2 and "usage:" in done.stderr
+    done = asr("transcribe", "--format", "docx", str(audio))
+    assert done.returncode == 2
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"junk")
+    done = asr("transcribe", "--model", str(bad), str(audio))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == f"asr: error: {bad}: not a readable model file"
+
+
+def test_eval_reports_wer_and_cer(corpus: Path, tiny_model_file: Path) -> None:
+    done = asr("eval", str(corpus), "--model", str(tiny_model_file), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["overall"]["utterances"] == 8
+    # An untrained model gets (nearly) every word wrong.
+    assert report["overall"]["wer"] >= 0.9
+    assert len(report["utterances"]) == 8
+
+
+def test_train_reports_a_bad_manifest(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"audio": "a.wav"}\n')
+    done = asr("train", "--train", str(manifest), "--out", str(tmp_path / "run"))
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(f"asr: error: {manifest}:1: bad manifest line")

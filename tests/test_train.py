@@ -1,0 +1,130 @@
+"""End to end: espeak-ng speech -> a tiny model trained for a few seconds -> asr transcribe."""
+
+import csv
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from asr.checkpoint import load_model, safe_load
+from asr.data import BucketBatchSampler, read_manifest
+from asr.train import TrainConfig, learning_rate, train
+
+TINY = {"hidden": 48, "layers": 2, "conv_channels": 4, "dropout": 0.0}
+
+
+def config(corpus: Path, out: Path, steps: int) -> TrainConfig:
+    return TrainConfig(
+        train=[f"{corpus}:2"],
+        dev=str(corpus),
+        out=str(out),
+        model=TINY,
+        max_steps=steps,
+        batch_seconds=12.0,
+        lr=3e-3,
+        warmup_steps=3,
+        augment=False,
+        checkpoint_every=4,
+        eval_every=6,
+        workers=0,
+        seed=1,
+    )
+
+
+def dev_losses(out: Path) -> list[tuple[int, float]]:
+    with open(out / "log.csv") as f:
+        return [(int(row["step"]), float(row["dev_loss"])) for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def trained(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    train(config(corpus, out, 24), log=lambda m: None)
+    return out
+
+
+def test_loss_falls_and_files_are_written(trained: Path) -> None:
+    losses = dev_losses(trained)
+    steps = [s for s, _ in losses]
+    assert steps == sorted(set(steps)) and 6 in steps and steps[-1] == 24
+    assert losses[-1][1] < 0.8 * losses[0][1]
+    assert (trained / "best.pt").exists() and (trained / "last.pt").exists()
+    assert not list(trained.glob(".tmp-*"))
+    ckpt = safe_load(trained / "last.pt")
+    assert ckpt["step"] == 24 and "optimizer" in ckpt
+
+
+def test_resume_continues_from_the_last_checkpoint(trained: Path, corpus: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("last.pt", "best.pt", "log.csv"):
+        (run / name).write_bytes((trained / name).read_bytes())
+    train(config(corpus, run, 30), resume=True, log=lambda m: None)
+    ckpt = safe_load(run / "last.pt")
+    assert ckpt["step"] == 30
+    assert [s for s, _ in dev_losses(run)][-1] == 30
+    # The learning-rate schedule is the original run's, not a new one.
+    assert ckpt["total_steps"] == 24
+
+
+def test_transcribe_cli_runs_on_the_checkpoint(trained: Path, corpus: Path) -> None:
+    audio = [str(corpus.parent / "u2.wav"), str(corpus.parent / "u3.wav")]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "transcribe",
+            "--model",
+            str(trained / "best.pt"),
+            "--format",
+            "json",
+            *audio,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    objects = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [o["audio"] for o in objects] == audio
+    for o in objects:
+        assert o["duration"] > 0.3
+        for w in o["words"]:
+            assert 0 <= w["start"] < w["end"] <= o["duration"] + 0.05 and 0 <= w["confidence"] <= 1
+    # A checkpoint is also accepted where a model file is.
+    assert load_model(trained / "last.pt").model.config.hidden == 48
+
+
+def test_learning_rate_schedule() -> None:
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    assert learning_rate(0, 100, cfg) == pytest.approx(1e-4)
+    assert learning_rate(9, 100, cfg) == pytest.approx(1e-3)
+    assert learning_rate(55, 100, cfg) == pytest.approx(0.55e-3)
+    assert learning_rate(100, 100, cfg) == pytest.approx(1e-4)
+    assert learning_rate(500, 100, cfg) == pytest.approx(1e-4)
+
+
+def test_bucket_sampler_first_epoch_sorted_then_shuffled() -> None:
+    durations = [float(d) for d in torch.randint(1, 20, (300,))]
+    sampler = BucketBatchSampler(durations, batch_seconds=60.0, seed=3)
+    first = sampler.batches(0)
+    assert sorted(i for b in first for i in b) == list(range(300))
+    assert all(max(durations[i] for i in b) * len(b) <= 60.0 or len(b) == 1 for b in first)
+    # Shortest first, up to the +-10% jitter that varies batches between epochs.
+    longest = [max(durations[i] for i in b) for b in first]
+    assert all(a <= b * 1.25 for a, b in itertools.pairwise(longest))
+    assert longest[0] < longest[-1]
+    assert sampler.batches(1) != sampler.batches(2)
+    assert sampler.batches(1) == BucketBatchSampler(durations, 60.0, seed=3).batches(1)
+    sampler.set_epoch(1, start_batch=4)
+    assert list(sampler) == sampler.batches(1)[4:]
+
+
+def test_manifest_paths_and_weights(corpus: Path) -> None:
+    rows = read_manifest(corpus, weight=2)
+    assert len(rows) == 16 and Path(rows[0].audio).is_absolute() and rows[0].text == "yes"
