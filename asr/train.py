@@ -187,7 +187,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         optimizer.load_state_dict(checkpoint["optimizer"])
         step, epoch, start_batch = checkpoint["step"], checkpoint["epoch"], checkpoint["batch"]
         best_cer = checkpoint["best_cer"]
-        total_steps = checkpoint["total_steps"]
+        # A new --max-steps re-plans the decay (to extend or shorten a run); otherwise the
+        # schedule stays the one the run started with.
+        total_steps = config.max_steps or checkpoint["total_steps"]
         torch.set_rng_state(checkpoint["rng"]["torch"])
         random.setstate(checkpoint["rng"]["python"])
         log(f"resumed from {last_path}: step {step}, epoch {epoch}, batch {start_batch}")
@@ -251,7 +253,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             save_model(bundle, best_path)
 
     started = time.time()
-    running = 0.0
+    running, first_step = 0.0, True
     interactive = sys.stderr.isatty()
     stop = False
     while epoch < config.epochs and not stop:
@@ -266,8 +268,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         )
         bar = tqdm(
             loader,
-            total=len(sampler),
-            initial=0,
+            total=len(sampler) + start_batch,
+            initial=start_batch,
             desc=f"epoch {epoch + 1}/{config.epochs}",
             mininterval=1.0 if interactive else 30.0,
             dynamic_ncols=True,
@@ -296,7 +298,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             step += 1
             batch_index += 1
             value = float(loss.detach())
-            running = value if step == 1 else 0.98 * running + 0.02 * value
+            running = value if first_step else 0.98 * running + 0.02 * value
+            first_step = False
             audio_seconds += batch.seconds
             bar.set_postfix(
                 loss=f"{running:.3f}",
