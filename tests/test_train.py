@@ -69,7 +69,9 @@ def test_resume_continues_from_the_last_checkpoint(trained: Path, corpus: Path, 
     assert [s for s, _ in dev_losses(run)][-1] == 30
     # --max-steps re-plans the schedule: the decay now ends at step 30.
     assert ckpt["total_steps"] == 30
-    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(learning_rate(29, 30, config(corpus, run, 30)))
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(
+        learning_rate(29, 30, config(corpus, run, 30))
+    )
 
 
 def test_transcribe_cli_runs_on_the_checkpoint(trained: Path, corpus: Path) -> None:
