@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -225,12 +226,15 @@ def _generated(rng: random.Random, lemmas: list[str]) -> str:
     return " ".join(rng.choice(lemmas) for _ in range(rng.randint(1, 4)))
 
 
-def load_text(split: str, max_words: int) -> tuple[list[str], list[str]]:
-    """Normalised sentences of this split (1 of every 50 goes to dev) and the lemma list."""
+def load_text(split: str, max_words: int, limit: int = 0) -> tuple[list[str], list[str]]:
+    """Normalised sentences of this split (1 of every 50 goes to dev) and the lemma list.
+
+    ``limit`` > 0 reads only that many raw sentences from each source (quick trials).
+    """
     seen: set[str] = set()
     sentences = []
     for source in (_fortunes(), _bible(), _wordnet()):
-        for raw in source:
+        for raw in itertools.islice(source, limit or None):
             text = normalize(raw)
             n = len(text.split())
             if not 2 <= n <= max_words or text in seen:
@@ -254,13 +258,15 @@ def espeak_variants() -> list[str]:
     return sorted(os.listdir(folder))
 
 
-def plan(n_items: int, split: str, seed: int, max_words: int) -> list[Item]:
-    sentences, lemmas = load_text(split, max_words)
+def plan(n_items: int, split: str, seed: int, max_words: int, limit: int = 0) -> list[Item]:
+    """The text, voice and settings of every item; a pure function of its arguments."""
+    sentences, lemmas = load_text(split, max_words, limit)
     variants = [v for v in espeak_variants() if (v in HELDOUT_VARIANTS) == (split == "dev")]
     common = [v for v in variants if v not in ODD_VARIANTS]
     items = []
     for i in range(n_items):
-        rng = random.Random(seed * 1_000_003 + i)
+        # Dev draws from its own stream, so the generated numbers never repeat train's.
+        rng = random.Random(seed * 1_000_003 + i if split == "train" else f"dev/{seed}/{i}")
         text = rng.choice(sentences) if rng.random() < 0.75 else _generated(rng, lemmas)
         if split == "train" and rng.random() < 0.15:
             voice = "flite:" + rng.choice(FLITE_VOICES)
@@ -362,6 +368,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-words", type=int, default=24)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--text-limit", type=int, default=0, help="read N sentences a source (trials)")
     args = parser.parse_args()
     for tool in ("espeak-ng", "flite", "bible"):
         if shutil.which(tool) is None:
@@ -373,7 +380,7 @@ def main() -> int:
             return 2
     # About 2.6 s per item on average; the manifest reports the true total.
     n_items = max(1, int(args.hours * 3600 / 2.6))
-    items = plan(n_items, args.split, args.seed, args.max_words)
+    items = plan(n_items, args.split, args.seed, args.max_words, args.text_limit)
     os.makedirs(args.out, exist_ok=True)
     total = 0.0
     manifest = os.path.join(args.out, "manifest.jsonl")
