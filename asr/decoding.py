@@ -120,16 +120,16 @@ class GreedyDecoder:
         state.frames += logprobs.shape[0]
         return state
 
-    def hypothesis(self, state: GreedyState) -> Hypothesis:
-        """The hypothesis so far, without ending the stream."""
+    def hypothesis(self, state: GreedyState, offset: float = 0.0) -> Hypothesis:
+        """The hypothesis so far, without ending the stream; word times start at ``offset``."""
         tokens = _strip_spaces(state.tokens, self.vocabulary.space)
         text = " ".join(self.vocabulary.decode(t.token for t in tokens).split())
-        words = words_from_tokens(tokens, self.vocabulary, self.frame_seconds)
+        words = words_from_tokens(tokens, self.vocabulary, self.frame_seconds, offset)
         return Hypothesis(text, tuple(tokens), words, state.score)
 
-    def finish(self, state: GreedyState) -> Hypothesis:
-        """End the stream and return its hypothesis."""
-        return self.hypothesis(state)
+    def finish(self, state: GreedyState, offset: float = 0.0) -> Hypothesis:
+        """End the stream and return its hypothesis; word times start at ``offset``."""
+        return self.hypothesis(state, offset)
 
     def decode(self, logprobs: Tensor) -> Hypothesis:
         """Decode the ``(frames, vocab)`` log-probs of one whole utterance."""

@@ -1,17 +1,33 @@
-"""Recognition results and one-shot transcription through the streaming model path."""
+"""The app-facing recogniser: one shared model, many streams, partial and final results.
+
+    rec = Recognizer(load_model())
+    stream = rec.stream()
+    for chunk in chunks:                      # float32 or int16 numpy arrays, any length
+        for event in stream.accept_waveform(chunk, sample_rate=16000):
+            print(event.kind, event.result.text)
+    final = stream.finish()
+
+A stream splits its audio into utterances at endpoints (trailing silence after speech,
+long silence without speech, a maximum length). Within an utterance, ``committed`` text
+never changes again and ``unstable`` text may; a final event closes the utterance and the
+stream goes on with the next one, keeping only what the next frames need.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
 from asr.audio import SAMPLE_RATE, as_float32, load_audio, resample
 from asr.checkpoint import Bundle, load_model
-from asr.decoding import GreedyDecoder, Word
-from asr.features import log_mel
+from asr.decoding import GreedyDecoder, GreedyState, Word
+from asr.features import StreamingFeatures, log_mel
+from asr.model import ModelState
 
 #: Feature frames the model reads at a time in offline transcription (bounded memory).
 OFFLINE_CHUNK_FRAMES = 3000
@@ -19,12 +35,17 @@ OFFLINE_CHUNK_FRAMES = 3000
 
 @dataclass(frozen=True)
 class Result:
-    """Recognised text: ``committed`` never changes again; ``unstable`` may still change."""
+    """Recognised text: ``committed`` never changes again; ``unstable`` may still change.
+
+    ``start`` is where the utterance begins in the stream and ``duration`` its length so
+    far, in seconds; word times are stream times.
+    """
 
     committed: str
     unstable: str = ""
     words: tuple[Word, ...] = ()
     duration: float = 0.0
+    start: float = 0.0
 
     @property
     def text(self) -> str:
@@ -63,3 +84,234 @@ def transcribe(
             decoded = decoder.step(logprobs[0].cpu(), decoded)
     hypothesis = decoder.finish(decoded)
     return Result(hypothesis.text, "", hypothesis.words, samples.shape[0] / rate)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """When an utterance ends. A frame is silent when its most likely token is the blank.
+
+    ``silence_after_speech``: trailing silence that ends an utterance with words in it;
+    ``silence_without_speech``: silence after which an utterance with no words restarts;
+    ``max_utterance``: the longest utterance, cut even mid-speech. All in seconds.
+    """
+
+    silence_after_speech: float = 0.8
+    silence_without_speech: float = 3.0
+    max_utterance: float = 20.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """``partial``: the open utterance's text changed; ``final``: an utterance ended."""
+
+    kind: Literal["partial", "final"]
+    result: Result
+
+
+#: Feature frames a stream gathers before it runs the model (a multiple of 4: 80 ms).
+CHUNK_FRAMES = 8
+
+
+class Recognizer:
+    """Shares one model between any number of streams; safe to use from many threads.
+
+    Each thread owns its streams; the model is only read, under ``torch.inference_mode``.
+    """
+
+    def __init__(
+        self,
+        model: Bundle | None = None,
+        endpoint: EndpointConfig = EndpointConfig(),
+        chunk_frames: int = CHUNK_FRAMES,
+    ) -> None:
+        self.bundle = model if model is not None else load_model()
+        if self.bundle.model.config.bidirectional:
+            raise ValueError("a bidirectional model cannot stream; use a unidirectional one")
+        sub = self.bundle.model.config.subsampling
+        if chunk_frames <= 0 or chunk_frames % sub:
+            raise ValueError(f"chunk_frames must be a positive multiple of {sub}")
+        self.endpoint = endpoint
+        self.chunk_frames = chunk_frames
+        self.decoder = GreedyDecoder(self.bundle.vocabulary, self.bundle.frame_seconds)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.bundle.features.sample_rate
+
+    def stream(self) -> Stream:
+        """A new stream with its own state."""
+        return Stream(self)
+
+    def decode_streams(self, streams: Sequence[Stream]) -> list[list[Event]]:
+        """Run the model once over every stream with a chunk ready, as one batch.
+
+        Feed audio with ``accept_waveform(..., decode=False)``, then call this; returns
+        each stream's events, in order. Results equal decoding each stream alone.
+        """
+        ready = [s for s in streams if s._pending.shape[0] >= self.chunk_frames]
+        events: dict[int, list[Event]] = {id(s): [] for s in streams}
+        while ready:
+            n = min(s._pending.shape[0] for s in ready) // self.chunk_frames * self.chunk_frames
+            feats = torch.stack([s._pending[:n] for s in ready])
+            state = ModelState(
+                torch.cat([s._state.conv1 for s in ready]),
+                torch.cat([s._state.conv2 for s in ready]),
+                torch.cat([s._state.gru for s in ready], dim=1),
+            )
+            logprobs, state = self._run(feats, state)
+            for i, s in enumerate(ready):
+                s._pending = s._pending[n:]
+                s._state = ModelState(state.conv1[i : i + 1], state.conv2[i : i + 1], state.gru[:, i : i + 1])
+                events[id(s)] += s._consume(logprobs[i])
+            ready = [s for s in ready if s._pending.shape[0] >= self.chunk_frames]
+        return [events[id(s)] + streams[i]._partial_event() for i, s in enumerate(streams)]
+
+    def _run(self, feats: torch.Tensor, state: ModelState) -> tuple[torch.Tensor, ModelState]:
+        """Model step on ``(batch, frames, n_mels)``; returns log-probs and the new state."""
+        model = self.bundle.model
+        device = model.feat_mean.device
+        lengths = torch.full((feats.shape[0],), feats.shape[1], device=device)
+        with torch.inference_mode():
+            logprobs, _, new_state = model(
+                feats.to(device), lengths, ModelState(*(t.to(device) for t in state))
+            )
+        return logprobs.cpu(), new_state
+
+
+@dataclass
+class _Utterance:
+    """The open utterance: where it starts (output frame) and its decoding so far."""
+
+    start: int
+    decoded: GreedyState
+    last_speech: int = -1
+    heard: bool = False
+    reported: str = ""
+
+
+class Stream:
+    """One audio stream: features, model state and the open utterance. Not thread-safe."""
+
+    def __init__(self, recognizer: Recognizer) -> None:
+        self.recognizer = recognizer
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: the next sample starts a new stream at time 0."""
+        bundle = self.recognizer.bundle
+        self._features = StreamingFeatures(bundle.features)
+        self._pending = torch.zeros(0, bundle.features.n_mels)
+        self._state = bundle.model.initial_state(1)
+        self._frames = 0  # output frames decoded so far
+        self._utt = _Utterance(0, self.recognizer.decoder.start())
+        self.samples = 0
+
+    def accept_waveform(
+        self, chunk: np.ndarray, sample_rate: int | None = None, decode: bool = True
+    ) -> list[Event]:
+        """Add audio: a float32/float64 (in [-1, 1]) or int16/int32 array ``(samples,)``.
+
+        Audio at another ``sample_rate`` is resampled (pass the same rate for a whole
+        stream). Returns the events this audio caused. ``decode=False`` only buffers the
+        features, for ``Recognizer.decode_streams``. Raises ValueError for a wrong dtype,
+        shape, NaN or rate.
+        """
+        audio = as_float32(chunk)
+        rate = self.recognizer.sample_rate
+        sample_rate = rate if sample_rate is None else sample_rate
+        if not isinstance(sample_rate, int) or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+        if sample_rate != rate:
+            audio = self._resample(audio, sample_rate)
+        self.samples += audio.shape[0]
+        frames = self._features.accept(audio)
+        self._pending = torch.cat([self._pending, frames])
+        if not decode:
+            return []
+        return self.recognizer.decode_streams([self])[0]
+
+    def _resample(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        # soxr's streaming resampler keeps its filter state between chunks.
+        import soxr
+
+        resampler = getattr(self, "_resampler", None)
+        if resampler is None or self._resampler_rate != sample_rate:
+            resampler = soxr.ResampleStream(sample_rate, self.recognizer.sample_rate, 1, dtype="float32")
+            self._resampler, self._resampler_rate = resampler, sample_rate
+        return resampler.resample_chunk(audio)
+
+    def result(self) -> Result:
+        """The open utterance as it stands: committed words, an unstable tail, words, times."""
+        return self._result(final=False)
+
+    def finish(self) -> Result:
+        """End of audio: decode everything left and return the last utterance's final Result.
+
+        The stream is reset afterwards and can take a new signal.
+        """
+        if getattr(self, "_resampler", None) is not None:
+            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            self._pending = torch.cat([self._pending, self._features.accept(tail)])
+        self._pending = torch.cat([self._pending, self._features.finish()])
+        recognizer = self.recognizer
+        recognizer.decode_streams([self])
+        if self._pending.shape[0]:
+            logprobs, self._state = recognizer._run(self._pending.unsqueeze(0), self._state)
+            self._consume(logprobs[0])
+        final = self._result(final=True)
+        self.reset()
+        return final
+
+    def _consume(self, logprobs: torch.Tensor) -> list[Event]:
+        """Decode ``(frames, vocab)`` log-probs frame by frame, closing utterances at endpoints."""
+        rule = self.recognizer.endpoint
+        seconds = self.recognizer.bundle.frame_seconds
+        decoder = self.recognizer.decoder
+        events, begin = [], 0
+        ids = logprobs.argmax(dim=-1).tolist()
+        space = self.recognizer.bundle.vocabulary.space
+        for i, token in enumerate(ids):
+            frame = self._frames + i
+            utt = self._utt
+            if token != 0:
+                utt.last_speech = frame
+                utt.heard = utt.heard or token != space
+            silence = (frame - max(utt.last_speech, utt.start - 1)) * seconds
+            length = (frame - utt.start + 1) * seconds
+            ended = (
+                (utt.heard and silence >= rule.silence_after_speech)
+                or (not utt.heard and silence >= rule.silence_without_speech)
+                or length >= rule.max_utterance
+            )
+            if ended:
+                utt.decoded = decoder.step(logprobs[begin : i + 1], utt.decoded)
+                begin = i + 1
+                final = self._result(final=True)
+                if final.text:
+                    events.append(Event("final", final))
+                self._utt = _Utterance(frame + 1, decoder.start())
+        self._utt.decoded = decoder.step(logprobs[begin:], self._utt.decoded)
+        self._frames += len(ids)
+        return events
+
+    def _result(self, final: bool) -> Result:
+        utt = self._utt
+        seconds = self.recognizer.bundle.frame_seconds
+        hyp = self.recognizer.decoder.hypothesis(utt.decoded, utt.start * seconds)
+        words = hyp.words
+        tokens = utt.decoded.tokens
+        # Greedy CTC never revises an emitted character, so every word followed by a
+        # space is settled; only the last word may still grow.
+        if final or (tokens and tokens[-1].token == self.recognizer.bundle.vocabulary.space):
+            committed, unstable = hyp.text, ""
+        else:
+            committed = " ".join(w.word for w in words[:-1])
+            unstable = words[-1].word if words else ""
+        return Result(committed, unstable, words, utt.decoded.frames * seconds, utt.start * seconds)
+
+    def _partial_event(self) -> list[Event]:
+        current = self.result()
+        if current.text == self._utt.reported:
+            return []
+        self._utt.reported = current.text
+        return [Event("partial", current)]

@@ -1,0 +1,188 @@
+"""Recognizer and Stream: chunking invariance, endpoints, batching, input checks, memory."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asr.checkpoint import Bundle
+from asr.features import FeatureConfig
+from asr.model import AcousticModel
+from asr.streaming import EndpointConfig, Recognizer, Stream, transcribe
+from asr.text import Vocabulary
+
+VOCAB = Vocabulary()
+RNG = np.random.default_rng(0)
+AUDIO = (0.1 * RNG.standard_normal(16000 * 3)).astype(np.float32)
+
+
+def bundle() -> Bundle:
+    torch.manual_seed(3)
+    return Bundle(AcousticModel(tiny_config()).eval(), VOCAB, FeatureConfig())
+
+
+BUNDLE = bundle()
+# Short utterances, so that the random model's output is cut into several of them.
+CUT = EndpointConfig(max_utterance=0.6)
+
+
+def feed(stream: Stream, audio: np.ndarray, sizes: list[int]) -> list:
+    finals, start = [], 0
+    for size in [*sizes, len(audio)]:
+        for event in stream.accept_waveform(audio[start : start + size], 16000):
+            if event.kind == "final":
+                finals.append(event.result)
+        start += size
+        if start >= len(audio):
+            break
+    return [*finals, stream.finish()]
+
+
+WHOLE = feed(Recognizer(BUNDLE, CUT).stream(), AUDIO, [])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=4000), max_size=40))
+def test_any_chunking_gives_the_same_finals(sizes: list[int]) -> None:
+    finals = feed(Recognizer(BUNDLE, CUT).stream(), AUDIO, sizes)
+    assert [(r.text, r.start, r.words) for r in finals] == [(r.text, r.start, r.words) for r in WHOLE]
+
+
+def test_finals_cover_the_offline_transcript() -> None:
+    assert len(WHOLE) >= 4  # 3 s in utterances of at most 0.6 s
+    assert [r.start for r in WHOLE[:4]] == pytest.approx([0.0, 0.6, 1.2, 1.8])
+    # Without cuts, the stream's one final is exactly the offline transcript.
+    (only,) = feed(Recognizer(BUNDLE, EndpointConfig(max_utterance=100)).stream(), AUDIO, [123, 4567])
+    offline = transcribe(AUDIO, BUNDLE)
+    assert only.text == offline.text and only.words == offline.words
+
+
+def test_one_sample_at_a_time() -> None:
+    stream = Recognizer(BUNDLE, CUT).stream()
+    finals = []
+    for sample in AUDIO[:8000]:
+        finals += [e.result.text for e in stream.accept_waveform(sample[None], 16000) if e.kind == "final"]
+    finals.append(stream.finish().text)
+    expected = feed(Recognizer(BUNDLE, CUT).stream(), AUDIO[:8000], [])
+    assert finals == [r.text for r in expected]
+
+
+def test_batched_streams_equal_single_streams() -> None:
+    rec = Recognizer(BUNDLE, CUT)
+    signals = [AUDIO, AUDIO[::-1].copy(), 0.5 * AUDIO[:30000]]
+    streams = [rec.stream() for _ in signals]
+    finals: list[list[str]] = [[] for _ in signals]
+    for start in range(0, len(AUDIO), 2400):
+        for s, signal in zip(streams, signals, strict=True):
+            s.accept_waveform(signal[start : start + 2400], 16000, decode=False)
+        for i, events in enumerate(rec.decode_streams(streams)):
+            finals[i] += [e.result.text for e in events if e.kind == "final"]
+    for i, s in enumerate(streams):
+        finals[i].append(s.finish().text)
+        alone = feed(Recognizer(BUNDLE, CUT).stream(), signals[i], [])
+        assert finals[i] == [r.text for r in alone]
+
+
+def logprobs(path: str) -> torch.Tensor:
+    """One-hot-ish log-probs spelling ``path``: '_' is blank."""
+    out = torch.full((len(path), len(VOCAB)), -10.0)
+    for i, ch in enumerate(path):
+        out[i, 0 if ch == "_" else VOCAB.tokens.index(ch)] = 0.0
+    return out
+
+
+def consume(path: str, endpoint: EndpointConfig, pieces: int = 1) -> list[tuple[str, float]]:
+    stream = Recognizer(BUNDLE, endpoint).stream()
+    lp, events = logprobs(path), []
+    for chunk in torch.tensor_split(lp, pieces):
+        events += stream._consume(chunk)
+    return [(e.result.text, e.result.start) for e in events if e.kind == "final"]
+
+
+# 40 ms frames: 20 blank frames are 0.8 s of silence.
+SPEECH = "__hi " + "_" * 19 + "yo" + "_" * 25 + "ok" + "_" * 5
+
+
+@pytest.mark.parametrize("pieces", [1, 3, 7, len(SPEECH)])
+def test_endpoint_after_trailing_silence(pieces: int) -> None:
+    # "hi " then 19 blanks (0.76 s): no endpoint yet; "yo" then 20 blanks: endpoint at
+    # frame 45.
+    rule = EndpointConfig(silence_after_speech=0.8)
+    assert consume(SPEECH, rule, pieces) == [("hi yo", 0.0)]
+    # The next utterance starts right after the endpoint frame.
+    assert consume(SPEECH + "_" * 30, rule) == [("hi yo", 0.0), ("ok", pytest.approx(46 * 0.04))]
+
+
+def test_silence_without_speech_and_max_length() -> None:
+    rule = EndpointConfig(silence_without_speech=0.4, max_utterance=100)
+    stream = Recognizer(BUNDLE, rule).stream()
+    stream._consume(logprobs("_" * 25 + "go"))
+    # 10 silent frames restart the empty utterance twice; "go" starts at frame 20.
+    assert stream.result().start == pytest.approx(20 * 0.04)
+    rule = EndpointConfig(max_utterance=0.2)  # 5 frames
+    assert consume("abcdefghijkl", rule) == [("abcde", 0.0), ("fghij", 0.2)]
+
+
+def test_committed_text_never_changes() -> None:
+    stream = Recognizer(BUNDLE, EndpointConfig(silence_after_speech=100, max_utterance=100)).stream()
+    seen = []
+    for i in range(len(SPEECH)):
+        stream._consume(logprobs(SPEECH[i : i + 1]))
+        seen.append(stream.result())
+    for before, after in itertools.pairwise(seen):
+        assert after.committed.startswith(before.committed)
+    assert seen[3].unstable == "hi" and seen[3].committed == ""
+    assert seen[4].committed == "hi" and seen[4].unstable == ""
+    assert seen[26].committed == "hi" and seen[26].unstable == "yo"
+
+
+@pytest.mark.parametrize(
+    ("chunk", "rate", "message"),
+    [
+        (np.zeros((10, 2), np.float32), 16000, "shape"),
+        (np.zeros(10, np.uint8), 16000, "uint8"),
+        (np.array([0.0, np.nan], np.float32), 16000, "NaN"),
+        (np.zeros(10, np.float32), 0, "sample_rate"),
+        (np.zeros(10, np.float32), 16000.5, "sample_rate"),
+        ([0.0, 0.1], 16000, "numpy array"),
+    ],
+)
+def test_bad_chunks_raise_value_error(chunk, rate, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Recognizer(BUNDLE).stream().accept_waveform(chunk, rate)
+
+
+def test_other_sample_rates_are_resampled() -> None:
+    from asr.audio import resample
+
+    audio_8k = resample(AUDIO, 16000, 8000)
+    stream = Recognizer(BUNDLE, EndpointConfig(max_utterance=100)).stream()
+    for start in range(0, len(audio_8k), 777):
+        stream.accept_waveform(audio_8k[start : start + 777], 8000)
+    # The resampler's delayed tail is flushed at the end: all 3 s are decoded.
+    assert stream.finish().duration == pytest.approx(3.0, abs=0.05)
+    pcm = (AUDIO * 32767).astype(np.int16)
+    ints = feed(Recognizer(BUNDLE, CUT).stream(), pcm, [1000, 3000])
+    assert [r.text for r in ints] == [r.text for r in WHOLE]
+
+
+def test_memory_stays_flat_on_a_long_stream() -> None:
+    stream = Recognizer(BUNDLE, EndpointConfig(max_utterance=2.0)).stream()
+    minute = (0.1 * RNG.standard_normal(16000 * 60)).astype(np.float32)
+    finals = 0
+    for _ in range(3):
+        for start in range(0, len(minute), 16000):
+            finals += sum(e.kind == "final" for e in stream.accept_waveform(minute[start : start + 16000]))
+            assert stream._pending.shape[0] < 8
+            assert len(stream._utt.decoded.tokens) <= 50  # at most 2 s of characters
+    assert finals >= 80
+
+
+def test_bidirectional_models_cannot_stream() -> None:
+    bi = Bundle(AcousticModel(tiny_config(bidirectional=True)), VOCAB, FeatureConfig())
+    with pytest.raises(ValueError, match="bidirectional"):
+        Recognizer(bi)
