@@ -8,7 +8,7 @@ print(result.text, result.words)
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.checkpoint import Bundle, ModelFileError, load_model
 from asr.decoding import GreedyDecoder, Hypothesis, Word
-from asr.streaming import Result, transcribe
+from asr.streaming import EndpointConfig, Event, Recognizer, Result, Stream, transcribe
 
 __version__ = "0.1.0"
 
@@ -16,10 +16,14 @@ __all__ = [
     "SAMPLE_RATE",
     "AudioError",
     "Bundle",
+    "EndpointConfig",
+    "Event",
     "GreedyDecoder",
     "Hypothesis",
     "ModelFileError",
+    "Recognizer",
     "Result",
+    "Stream",
     "Word",
     "load_audio",
     "load_model",

@@ -130,3 +130,36 @@ def as_float32(chunk: np.ndarray) -> np.ndarray:
     if not np.isfinite(chunk).all():
         raise ValueError("audio contains NaN or infinite samples")
     return chunk.astype(np.float32, copy=False)
+
+
+class MicrophoneError(Exception):
+    """The microphone cannot be used: PortAudio missing, no input device, bad settings."""
+
+
+def import_sounddevice():
+    """Import sounddevice lazily, turning a missing PortAudio into a clear message."""
+    try:
+        import sounddevice
+    except ImportError:
+        raise MicrophoneError("the sounddevice package is not installed: pip install sounddevice") from None
+    except OSError:
+        raise MicrophoneError(
+            "the PortAudio library is not installed: apt-get install libportaudio2 "
+            "(macOS: brew install portaudio)"
+        ) from None
+    return sounddevice
+
+
+def input_devices() -> list[dict]:
+    """Input devices as PortAudio lists them: index, name, channels, default rate."""
+    sd = import_sounddevice()
+    return [
+        {
+            "index": i,
+            "name": d["name"],
+            "channels": d["max_input_channels"],
+            "sample_rate": d["default_samplerate"],
+        }
+        for i, d in enumerate(sd.query_devices())
+        if d["max_input_channels"] > 0
+    ]

@@ -141,6 +141,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
+def cmd_listen(args: argparse.Namespace) -> int:
+    from asr.audio import AudioError, MicrophoneError, input_devices
+    from asr.listen import FileSource, LiveView, MicrophoneSource, run
+    from asr.streaming import Recognizer
+
+    try:
+        if args.list_devices:
+            for d in input_devices():
+                print(f"{d['index']:>3}  {d['name']}  ({d['channels']} ch, {d['sample_rate']:.0f} Hz)")
+            return EXIT_OK
+        recognizer = Recognizer(_load(args.model))
+        if args.file:
+            source: MicrophoneSource = FileSource(args.file, args.speed)
+        else:
+            source = MicrophoneSource(args.device, args.samplerate)
+            print(f"listening on {source.name!r} at {source.sample_rate} Hz; Ctrl-C to stop", file=sys.stderr)
+        overflows = run(recognizer, source, LiveView(timestamps=args.timestamps))
+    except (MicrophoneError, AudioError) as e:
+        _error(str(e))
+        return EXIT_FAILED
+    except ValueError as e:
+        _error(str(e))
+        return EXIT_USAGE
+    if overflows:
+        print(
+            f"asr: warning: {overflows} input overflows (audio was lost; the CPU fell behind)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Streaming speech recognition.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     p.add_argument("--output-dir", help="write FILE's transcript to DIR/STEM.FORMAT")
     p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("listen", help="live transcription from a microphone")
+    p.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+    p.add_argument("--device", help="input device index or (part of its) name")
+    p.add_argument("--samplerate", type=int, help="record at this rate (default: 16000 or the device's)")
+    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("--file", help="play this audio file through the live path instead of a microphone")
+    p.add_argument("--speed", type=float, default=1.0, help="with --file: times real time (0: no waiting)")
+    p.add_argument("--timestamps", action="store_true", help="prefix lines with the utterance start")
+    p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser("train", help="train a model from JSONL manifests")
     p.add_argument(
