@@ -38,12 +38,22 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     bundle = _load(args.model)
     write = WRITERS[args.format]
+    if args.stream:
+        from asr.listen import LiveView
+        from asr.streaming import Recognizer, transcribe_stream
+
+        recognizer = Recognizer(bundle)
+        # Plain text streams its lines to stdout; other formats show progress on stderr.
+        view = LiveView(sys.stdout if args.format == "txt" and not args.output_dir else sys.stderr)
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)
     failed = 0
     for path in args.files:
         try:
-            result = transcribe(path, bundle)
+            if args.stream:
+                result = transcribe_stream(path, recognizer, view.event)
+            else:
+                result = transcribe(path, bundle)
         except AudioError as e:
             _error(str(e))
             failed += 1
@@ -52,6 +62,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         if args.output_dir:
             target = Path(args.output_dir) / f"{Path(path).stem}.{args.format}"
             target.write_text(text, encoding="utf-8")
+        elif args.stream and args.format == "txt":
+            pass  # its lines were printed as the utterances ended
         elif args.format == "txt" and len(args.files) > 1:
             sys.stdout.write(f"{path}: {text}")
         else:
@@ -182,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decoder", choices=["greedy"], default="greedy")
     p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     p.add_argument("--output-dir", help="write FILE's transcript to DIR/STEM.FORMAT")
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="decode as a live stream: partial results and utterance endpoints",
+    )
     p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("listen", help="live transcription from a microphone")

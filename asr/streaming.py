@@ -16,7 +16,7 @@ stream goes on with the next one, keeping only what the next frames need.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -315,3 +315,40 @@ class Stream:
             return []
         self._utt.reported = current.text
         return [Event("partial", current)]
+
+
+#: Audio per chunk when a file is streamed (``asr transcribe --stream``).
+FILE_CHUNK_SECONDS = 0.1
+
+
+def transcribe_stream(
+    audio: str | os.PathLike[str] | np.ndarray,
+    recognizer: Recognizer,
+    on_event: Callable[[Event], None] = lambda event: None,
+    sample_rate: int = SAMPLE_RATE,
+) -> Result:
+    """Run a file or ``(samples,)`` array through a Stream in 0.1 s chunks.
+
+    ``on_event`` sees every partial and final event as it happens. Returns one Result
+    joining all the utterances, with their words in stream time.
+    """
+    if isinstance(audio, np.ndarray):
+        samples = as_float32(audio)
+    else:
+        samples = load_audio(audio, recognizer.sample_rate)
+        sample_rate = recognizer.sample_rate
+    stream = recognizer.stream()
+    finals: list[Result] = []
+    step = max(1, int(sample_rate * FILE_CHUNK_SECONDS))
+    for start in range(0, len(samples), step):
+        for event in stream.accept_waveform(samples[start : start + step], sample_rate):
+            on_event(event)
+            if event.kind == "final":
+                finals.append(event.result)
+    last = stream.finish()
+    if last.text:
+        on_event(Event("final", last))
+        finals.append(last)
+    text = " ".join(r.text for r in finals)
+    words = tuple(w for r in finals for w in r.words)
+    return Result(text, "", words, len(samples) / sample_rate)

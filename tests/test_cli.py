@@ -96,3 +96,20 @@ def test_train_reports_a_bad_manifest(tmp_path: Path) -> None:
     done = asr("train", "--train", str(manifest), "--out", str(tmp_path / "run"))
     assert done.returncode == 2
     assert done.stderr.strip().startswith(f"asr: error: {manifest}:1: bad manifest line")
+
+
+def test_transcribe_stream(audio: Path, tiny_model_file: Path) -> None:
+    from asr.checkpoint import load_model
+    from asr.streaming import Recognizer, transcribe_stream
+
+    done = asr("transcribe", "--stream", "--format", "json", "--model", str(tiny_model_file), str(audio))
+    assert done.returncode == 0, done.stderr
+    obj = json.loads(done.stdout)
+    expected = transcribe_stream(audio, Recognizer(load_model(tiny_model_file)))
+    assert obj["text"] == expected.text and obj["text"]
+    assert [(w["word"], w["start"], w["end"]) for w in obj["words"]] == [
+        (w.word, w.start, w.end) for w in expected.words
+    ]
+    # Plain text: one line per utterance, printed as each one ends.
+    done = asr("transcribe", "--stream", "--model", str(tiny_model_file), str(audio))
+    assert done.returncode == 0 and done.stdout.strip() == expected.text
