@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,33 +37,57 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> 
     Raises AudioError naming the file for a missing, empty, corrupt, truncated or
     non-audio file, and for one that holds NaN or infinite samples.
     """
-    name = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(f"{name}: no such file")
-    if p.is_dir():
-        raise AudioError(f"{name}: is a directory, not an audio file")
-    if p.stat().st_size == 0:
-        raise AudioError(f"{name}: empty file")
-    try:
-        with sf.SoundFile(name) as f:
-            declared = f.frames
-            rate = f.samplerate
-            data = f.read(dtype="float32", always_2d=True)
-    except sf.LibsndfileError as e:
-        raise AudioError(f"{name}: not a readable audio file ({_reason(e)})") from None
-    except (RuntimeError, ValueError, OSError) as e:
-        raise AudioError(f"{name}: not a readable audio file ({e})") from None
-    if data.shape[0] == 0:
-        raise AudioError(f"{name}: holds no audio samples")
-    # libsndfile reports the length from the header; a shorter read means a cut-off file.
-    if data.shape[0] < declared:
-        raise AudioError(f"{name}: truncated ({data.shape[0]} of {declared} frames)")
-    missing = _wav_missing_bytes(p)
-    if missing:
-        raise AudioError(f"{name}: truncated (the WAV data chunk lacks {missing} bytes)")
-    audio = to_mono(data, name)
-    return resample(audio, rate, sample_rate)
+    reader = AudioReader(path)
+    audio = np.concatenate(list(reader.blocks(1 << 20)))
+    return resample(audio, reader.sample_rate, sample_rate)
+
+
+class AudioReader:
+    """An audio file read block by block (flat memory for long files), with the checks of
+    ``load_audio``; blocks are float32 mono ``(samples,)`` at the file's own rate."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.name = str(path)
+        self.path = Path(path)
+        if not self.path.exists():
+            raise AudioError(f"{self.name}: no such file")
+        if self.path.is_dir():
+            raise AudioError(f"{self.name}: is a directory, not an audio file")
+        if self.path.stat().st_size == 0:
+            raise AudioError(f"{self.name}: empty file")
+        with self._open() as f:
+            self.sample_rate = int(f.samplerate)
+            self.declared_frames = int(f.frames)
+
+    def _open(self) -> sf.SoundFile:
+        try:
+            return sf.SoundFile(self.name)
+        except sf.LibsndfileError as e:
+            raise AudioError(f"{self.name}: not a readable audio file ({_reason(e)})") from None
+        except (RuntimeError, ValueError, OSError) as e:
+            raise AudioError(f"{self.name}: not a readable audio file ({e})") from None
+
+    def blocks(self, size: int) -> Iterator[np.ndarray]:
+        """Yield blocks of ``size`` samples (the last may be shorter); checks as it goes."""
+        total = 0
+        with self._open() as f:
+            while True:
+                try:
+                    data = f.read(size, dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError) as e:
+                    raise AudioError(f"{self.name}: not a readable audio file ({_reason(e)})") from None
+                if data.shape[0] == 0:
+                    break
+                total += data.shape[0]
+                yield to_mono(data, self.name)
+        if total == 0:
+            raise AudioError(f"{self.name}: holds no audio samples")
+        # libsndfile reports the length from the header; a shorter read means a cut-off file.
+        if total < self.declared_frames:
+            raise AudioError(f"{self.name}: truncated ({total} of {self.declared_frames} frames)")
+        missing = _wav_missing_bytes(self.path)
+        if missing:
+            raise AudioError(f"{self.name}: truncated (the WAV data chunk lacks {missing} bytes)")
 
 
 def _wav_missing_bytes(path: Path) -> int:

@@ -16,14 +16,14 @@ stream goes on with the next one, keeping only what the next frames need.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 
-from asr.audio import SAMPLE_RATE, as_float32, load_audio, resample
+from asr.audio import SAMPLE_RATE, AudioReader, as_float32, load_audio, resample
 from asr.checkpoint import Bundle, load_model
 from asr.decoding import GreedyDecoder, GreedyState, Word
 from asr.features import StreamingFeatures, log_mel
@@ -334,14 +334,19 @@ def transcribe_stream(
     """
     if isinstance(audio, np.ndarray):
         samples = as_float32(audio)
+        step = max(1, int(sample_rate * FILE_CHUNK_SECONDS))
+        blocks: Iterable[np.ndarray] = (samples[i : i + step] for i in range(0, len(samples), step))
     else:
-        samples = load_audio(audio, recognizer.sample_rate)
-        sample_rate = recognizer.sample_rate
+        # A file is read block by block: memory stays flat however long it is.
+        reader = AudioReader(audio)
+        sample_rate = reader.sample_rate
+        blocks = reader.blocks(max(1, int(sample_rate * FILE_CHUNK_SECONDS)))
     stream = recognizer.stream()
     finals: list[Result] = []
-    step = max(1, int(sample_rate * FILE_CHUNK_SECONDS))
-    for start in range(0, len(samples), step):
-        for event in stream.accept_waveform(samples[start : start + step], sample_rate):
+    seconds = 0.0
+    for block in blocks:
+        seconds += len(block) / sample_rate
+        for event in stream.accept_waveform(block, sample_rate):
             on_event(event)
             if event.kind == "final":
                 finals.append(event.result)
@@ -351,4 +356,4 @@ def transcribe_stream(
         finals.append(last)
     text = " ".join(r.text for r in finals)
     words = tuple(w for r in finals for w in r.words)
-    return Result(text, "", words, len(samples) / sample_rate)
+    return Result(text, "", words, seconds)

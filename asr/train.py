@@ -23,6 +23,7 @@ from tqdm import tqdm
 from asr.augment import AugmentConfig, WaveAugment, spec_augment
 from asr.checkpoint import Bundle, atomic_save, bundle_from_dict, model_dict, safe_load, save_model
 from asr.data import (
+    Batch,
     BucketBatchSampler,
     SpeechDataset,
     collate,
@@ -71,6 +72,18 @@ def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
     return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def ctc_loss(logprobs: torch.Tensor, lengths: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Mean CTC loss per target character of ``(batch, frames, vocab)`` log-probs."""
+    device = logprobs.device
+    return torch.nn.functional.ctc_loss(
+        logprobs.transpose(0, 1),
+        batch.targets.to(device),
+        lengths,
+        batch.target_lengths.to(device),
+        zero_infinity=True,
+    )
+
+
 @torch.no_grad()
 def evaluate(
     model: AcousticModel, batches: list, vocabulary: Vocabulary, device: torch.device
@@ -80,14 +93,7 @@ def evaluate(
     refs, hyps, losses = [], [], []
     for batch in batches:
         logprobs, lengths, _ = model(batch.feats.to(device), batch.feat_lengths.to(device))
-        loss = torch.nn.functional.ctc_loss(
-            logprobs.transpose(0, 1),
-            batch.targets.to(device),
-            lengths,
-            batch.target_lengths.to(device),
-            zero_infinity=True,
-        )
-        losses.append(float(loss))
+        losses.append(float(ctc_loss(logprobs, lengths, batch)))
         hyps += greedy_texts(logprobs.cpu(), lengths.cpu(), vocabulary)
         refs += batch.texts
     model.train()
@@ -284,13 +290,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             if config.augment:
                 x = spec_augment(x)
             logprobs, lengths, _ = model.forward_normalized(x, batch.feat_lengths.to(device))
-            loss = torch.nn.functional.ctc_loss(
-                logprobs.transpose(0, 1),
-                batch.targets.to(device),
-                lengths,
-                batch.target_lengths.to(device),
-                zero_infinity=True,
-            )
+            loss = ctc_loss(logprobs, lengths, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
