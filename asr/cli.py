@@ -86,6 +86,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "conv_channels": args.conv_channels,
             "dropout": args.dropout,
             "bidirectional": args.bidirectional or None,
+            "chunk_frames": args.chunk_frames,
+            "lookahead_frames": args.lookahead_frames,
         }.items()
         if v is not None
     }
@@ -233,6 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conv-channels", type=int)
     p.add_argument("--dropout", type=float)
     p.add_argument("--bidirectional", action="store_true")
+    p.add_argument(
+        "--chunk-frames",
+        type=int,
+        help="bidirectional streaming: output frames (40 ms) per chunk; 0 = whole utterance",
+    )
+    p.add_argument(
+        "--lookahead-frames", type=int, help="bidirectional streaming: future frames each chunk sees"
+    )
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--eval-every", type=int, default=0, help="steps between dev evaluations")

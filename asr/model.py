@@ -33,6 +33,29 @@ class ModelConfig:
     layers: int = 4
     bidirectional: bool = False
     dropout: float = 0.1
+    #: Bidirectional streaming (latency-controlled): the backward direction sees each chunk
+    #: of ``chunk_frames`` output frames plus ``lookahead_frames`` future frames, the forward
+    #: direction carries its state across chunks. 0 = whole-utterance bidirectional.
+    chunk_frames: int = 0
+    lookahead_frames: int = 0
+
+    def __post_init__(self) -> None:
+        if self.chunk_frames < 0 or self.lookahead_frames < 0:
+            raise ValueError("chunk_frames and lookahead_frames must not be negative")
+        if (self.chunk_frames or self.lookahead_frames) and not self.bidirectional:
+            raise ValueError("chunk_frames and lookahead_frames apply to bidirectional models")
+        if self.lookahead_frames and not self.chunk_frames:
+            raise ValueError("lookahead_frames needs chunk_frames > 0")
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the model can run chunk by chunk with a carried state."""
+        return not self.bidirectional or self.chunk_frames > 0
+
+    @property
+    def latency_frames(self) -> int:
+        """Output frames of audio the model must wait for beyond a frame: chunk + lookahead."""
+        return self.chunk_frames + self.lookahead_frames if self.bidirectional else 0
 
     @property
     def subsampling(self) -> int:
@@ -52,12 +75,16 @@ class ModelState(NamedTuple):
 
     ``conv1``: ``(batch, 1, frames, n_mels)`` input frames not yet consumed by the first
     convolution; ``conv2``: ``(batch, channels, frames, n_mels // 2)`` the same for the
-    second; ``gru``: ``(layers, batch, hidden)`` the GRU hidden states.
+    second; ``gru``: ``(layers, batch, hidden / directions)`` the (forward) GRU states;
+    ``pending``: ``(batch, frames, hidden)`` subsampled frames a latency-controlled
+    bidirectional model holds until their chunk and lookahead are complete (0 frames
+    otherwise).
     """
 
     conv1: Tensor
     conv2: Tensor
     gru: Tensor
+    pending: Tensor
 
 
 class CausalConv(nn.Module):
@@ -104,6 +131,21 @@ class ResidualGRU(nn.Module):
             y, h_n = self.gru(y, h)
         return x + self.dropout(y), h_n
 
+    def window(self, x: Tensor, lengths: Tensor, h: Tensor, chunk: int) -> tuple[Tensor, Tensor]:
+        """One latency-controlled window ``(batch, chunk + lookahead, hidden)``.
+
+        The forward direction starts from ``h`` ``(batch, hidden / 2)``, the backward one
+        from zero at the window's end. Returns the outputs and the forward state after
+        ``chunk`` frames, where the next window starts.
+        """
+        y = self.norm(x)
+        h0 = torch.stack([h, torch.zeros_like(h)])
+        packed = pack_padded_sequence(y, lengths.cpu().clamp(min=1), True, enforce_sorted=False)
+        out, _ = self.gru(packed, h0)
+        y = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+        h_next = y[:, min(chunk, x.shape[1]) - 1, : h.shape[1]]
+        return x + self.dropout(y), h_next
+
 
 class AcousticModel(nn.Module):
     """Log-mel frames -> CTC log-probabilities over the vocabulary."""
@@ -144,42 +186,82 @@ class AcousticModel(nn.Module):
             torch.zeros(batch, 1, KERNEL - 1, c.n_mels, device=device),
             torch.zeros(batch, c.conv_channels, KERNEL - 1, (c.n_mels + 1) // 2, device=device),
             torch.zeros(c.layers, batch, c.hidden // directions, device=device),
+            torch.zeros(batch, 0, c.hidden, device=device),
         )
 
     def forward(
-        self, feats: Tensor, lengths: Tensor, state: ModelState | None = None
+        self, feats: Tensor, lengths: Tensor, state: ModelState | None = None, final: bool | None = None
     ) -> tuple[Tensor, Tensor, ModelState]:
         """Run the model on raw log-mels.
 
         ``feats``: ``(batch, frames, n_mels)``; ``lengths``: ``(batch,)`` valid frames.
-        Returns ``logprobs`` ``(batch, frames // 4 or so, vocab)``, their ``lengths`` and the
-        new ``state``. Pass the returned state with the next chunk to stream; with a state,
-        every item of the batch must fill the whole chunk.
+        Returns ``logprobs`` ``(batch, out_frames, vocab)`` (about ``frames / 4``), their
+        ``lengths`` and the new ``state``. Pass the returned state with the next chunk to
+        stream; with a state, every item of the batch must fill the whole chunk. ``final``
+        (default: True without a state) marks the end of the signal, where a
+        latency-controlled bidirectional model flushes the frames it holds back for their
+        lookahead.
         """
-        return self.forward_normalized(self.normalize(feats), lengths, state)
+        return self.forward_normalized(self.normalize(feats), lengths, state, final)
 
     def forward_normalized(
-        self, x: Tensor, lengths: Tensor, state: ModelState | None = None
+        self, x: Tensor, lengths: Tensor, state: ModelState | None = None, final: bool | None = None
     ) -> tuple[Tensor, Tensor, ModelState]:
         """``forward`` for features already standardised (training augments them first)."""
-        if state is not None and self.config.bidirectional:
-            raise ValueError("a bidirectional model sees the whole utterance and cannot stream")
+        c = self.config
+        if state is not None and not c.streaming:
+            raise ValueError(
+                "a whole-utterance bidirectional model cannot stream; give it chunk_frames to stream"
+            )
+        final = state is None if final is None else final
         if state is None:
             state = self.initial_state(x.shape[0])
         y, lengths, cache1 = self.conv1(x.unsqueeze(1), lengths, state.conv1)
         y, lengths, cache2 = self.conv2(y, lengths, state.conv2)
         batch, channels, frames, freq = y.shape
         y = self.proj(y.permute(0, 2, 1, 3).reshape(batch, frames, channels * freq))
-        hidden = []
-        if frames > 0:
+        pending = state.pending
+        if c.bidirectional and c.chunk_frames:
+            y, lengths, gru, pending = self._chunked(y, lengths, state, final)
+        elif frames > 0:
+            hidden = []
             for i, layer in enumerate(self.layers):
                 y, h = layer(y, lengths, state.gru[i : i + 1].contiguous())
                 hidden.append(h)
-            gru = torch.cat(hidden, dim=0) if not self.config.bidirectional else state.gru
+            gru = torch.cat(hidden, dim=0) if not c.bidirectional else state.gru
         else:
             gru = state.gru
         logits = self.output(self.dropout(self.norm(y)))
-        return torch.log_softmax(logits, dim=-1), lengths, ModelState(cache1, cache2, gru)
+        return torch.log_softmax(logits, dim=-1), lengths, ModelState(cache1, cache2, gru, pending)
+
+    def _chunked(
+        self, y: Tensor, lengths: Tensor, state: ModelState, final: bool
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Latency-controlled bidirectional GRU stack over ``(batch, frames, hidden)``.
+
+        Frames wait in ``pending`` until their chunk and its lookahead have arrived (or
+        the signal ends); each window then runs through all layers at once. Training and
+        streaming take the same windows, so they compute the same outputs.
+        """
+        chunk, look = self.config.chunk_frames, self.config.lookahead_frames
+        held = state.pending.shape[1]
+        y = torch.cat([state.pending, y], dim=1)
+        lengths = lengths + held
+        h = state.gru
+        outputs, start, total = [], 0, y.shape[1]
+        while total - start >= chunk + look or (final and start < total):
+            x = y[:, start : start + chunk + look]
+            valid = torch.clamp(lengths - start, min=0, max=x.shape[1])
+            states = []
+            for i, layer in enumerate(self.layers):
+                x, h_i = layer.window(x, valid, h[i], chunk)
+                states.append(h_i)
+            h = torch.stack(states)
+            outputs.append(x[:, :chunk])
+            start += chunk
+        emitted = torch.cat(outputs, dim=1) if outputs else y[:, :0]
+        out_lengths = torch.clamp(lengths, max=start)
+        return emitted, out_lengths, h, y[:, start:]
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

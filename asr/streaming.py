@@ -72,15 +72,16 @@ def transcribe(
     decoder = GreedyDecoder(bundle.vocabulary, bundle.frame_seconds)
     state, decoded = None, decoder.start()
     device = bundle.model.feat_mean.device
-    bidirectional = bundle.model.config.bidirectional
-    # A bidirectional model needs the whole utterance at once; a unidirectional one streams.
-    step = max(1, feats.shape[0]) if bidirectional else OFFLINE_CHUNK_FRAMES
+    streaming = bundle.model.config.streaming
+    # A whole-utterance bidirectional model needs all frames at once; the others stream.
+    step = OFFLINE_CHUNK_FRAMES if streaming else max(1, feats.shape[0])
     with torch.inference_mode():
         for begin in range(0, max(1, feats.shape[0]), step):
             chunk = feats[begin : begin + step].unsqueeze(0).to(device)
             lengths = torch.tensor([chunk.shape[1]], device=device)
-            logprobs, _, new_state = bundle.model(chunk, lengths, state)
-            state = None if bidirectional else new_state
+            last = begin + step >= feats.shape[0]
+            logprobs, _, new_state = bundle.model(chunk, lengths, state if streaming else None, final=last)
+            state = new_state
             decoded = decoder.step(logprobs[0].cpu(), decoded)
     hypothesis = decoder.finish(decoded)
     return Result(hypothesis.text, "", hypothesis.words, samples.shape[0] / rate)
@@ -125,8 +126,11 @@ class Recognizer:
         chunk_frames: int = CHUNK_FRAMES,
     ) -> None:
         self.bundle = model if model is not None else load_model()
-        if self.bundle.model.config.bidirectional:
-            raise ValueError("a bidirectional model cannot stream; use a unidirectional one")
+        if not self.bundle.model.config.streaming:
+            raise ValueError(
+                "a whole-utterance bidirectional model cannot stream; use a unidirectional or "
+                "a latency-controlled (chunk_frames > 0) model"
+            )
         sub = self.bundle.model.config.subsampling
         if chunk_frames <= 0 or chunk_frames % sub:
             raise ValueError(f"chunk_frames must be a positive multiple of {sub}")
@@ -148,33 +152,44 @@ class Recognizer:
         Feed audio with ``accept_waveform(..., decode=False)``, then call this; returns
         each stream's events, in order. Results equal decoding each stream alone.
         """
-        ready = [s for s in streams if s._pending.shape[0] >= self.chunk_frames]
         events: dict[int, list[Event]] = {id(s): [] for s in streams}
-        while ready:
+        while True:
+            ready = [s for s in streams if s._pending.shape[0] >= self.chunk_frames]
+            if not ready:
+                break
+            # Streams batch together when their states have the same shape.
+            held = ready[0]._state.pending.shape[1]
+            ready = [s for s in ready if s._state.pending.shape[1] == held]
             n = min(s._pending.shape[0] for s in ready) // self.chunk_frames * self.chunk_frames
             feats = torch.stack([s._pending[:n] for s in ready])
             state = ModelState(
                 torch.cat([s._state.conv1 for s in ready]),
                 torch.cat([s._state.conv2 for s in ready]),
                 torch.cat([s._state.gru for s in ready], dim=1),
+                torch.cat([s._state.pending for s in ready]),
             )
             logprobs, state = self._run(feats, state)
             for i, s in enumerate(ready):
                 s._pending = s._pending[n:]
-                s._state = ModelState(state.conv1[i : i + 1], state.conv2[i : i + 1], state.gru[:, i : i + 1])
+                s._state = ModelState(
+                    state.conv1[i : i + 1],
+                    state.conv2[i : i + 1],
+                    state.gru[:, i : i + 1],
+                    state.pending[i : i + 1],
+                )
                 events[id(s)] += s._consume(logprobs[i])
-            ready = [s for s in ready if s._pending.shape[0] >= self.chunk_frames]
         return [events[id(s)] + streams[i]._partial_event() for i, s in enumerate(streams)]
 
-    def _run(self, feats: torch.Tensor, state: ModelState) -> tuple[torch.Tensor, ModelState]:
+    def _run(
+        self, feats: torch.Tensor, state: ModelState, final: bool = False
+    ) -> tuple[torch.Tensor, ModelState]:
         """Model step on ``(batch, frames, n_mels)``; returns log-probs and the new state."""
         model = self.bundle.model
         device = model.feat_mean.device
         lengths = torch.full((feats.shape[0],), feats.shape[1], device=device)
         with torch.inference_mode():
-            logprobs, _, new_state = model(
-                feats.to(device), lengths, ModelState(*(t.to(device) for t in state))
-            )
+            state = ModelState(*(t.to(device) for t in state))
+            logprobs, _, new_state = model(feats.to(device), lengths, state, final)
         return logprobs.cpu(), new_state
 
 
@@ -255,9 +270,9 @@ class Stream:
         self._pending = torch.cat([self._pending, self._features.finish()])
         recognizer = self.recognizer
         recognizer.decode_streams([self])
-        if self._pending.shape[0]:
-            logprobs, self._state = recognizer._run(self._pending.unsqueeze(0), self._state)
-            self._consume(logprobs[0])
+        # The rest, and whatever a lookahead model still holds back, in one last step.
+        logprobs, self._state = recognizer._run(self._pending.unsqueeze(0), self._state, final=True)
+        self._consume(logprobs[0])
         final = self._result(final=True)
         self.reset()
         return final
@@ -317,8 +332,9 @@ class Stream:
         return [Event("partial", current)]
 
 
-#: Audio per chunk when a file is streamed (``asr transcribe --stream``).
-FILE_CHUNK_SECONDS = 0.1
+#: Audio per block when a file is streamed (``asr transcribe --stream``): partials still
+#: come twice a second, with fewer model calls.
+FILE_CHUNK_SECONDS = 0.5
 
 
 def transcribe_stream(
@@ -327,7 +343,7 @@ def transcribe_stream(
     on_event: Callable[[Event], None] = lambda event: None,
     sample_rate: int = SAMPLE_RATE,
 ) -> Result:
-    """Run a file or ``(samples,)`` array through a Stream in 0.1 s chunks.
+    """Run a file or ``(samples,)`` array through a Stream in 0.5 s blocks.
 
     ``on_event`` sees every partial and final event as it happens. Returns one Result
     joining all the utterances, with their words in stream time.

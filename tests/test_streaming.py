@@ -182,7 +182,19 @@ def test_memory_stays_flat_on_a_long_stream() -> None:
     assert finals >= 80
 
 
-def test_bidirectional_models_cannot_stream() -> None:
+def test_whole_utterance_bidirectional_models_cannot_stream() -> None:
     bi = Bundle(AcousticModel(tiny_config(bidirectional=True)), VOCAB, FeatureConfig())
-    with pytest.raises(ValueError, match="bidirectional"):
+    with pytest.raises(ValueError, match="cannot stream"):
         Recognizer(bi)
+
+
+def test_latency_controlled_model_streams_like_offline() -> None:
+    torch.manual_seed(4)
+    model = AcousticModel(tiny_config(bidirectional=True, chunk_frames=4, lookahead_frames=3)).eval()
+    lc = Bundle(model, VOCAB, FeatureConfig())
+    rule = EndpointConfig(max_utterance=100)
+    offline = transcribe(AUDIO, lc)
+    for sizes in ([], [1, 2, 3, 500, 1601], [1600] * 40):
+        (final,) = feed(Recognizer(lc, rule).stream(), AUDIO, sizes)
+        assert (final.text, final.words) == (offline.text, offline.words)
+    assert offline.text
