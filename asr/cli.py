@@ -42,7 +42,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         from asr.listen import LiveView
         from asr.streaming import Recognizer, transcribe_stream
 
-        recognizer = Recognizer(bundle)
+        recognizer = Recognizer(bundle, decoder=args.decoder, beam_size=args.beam_size)
         # Plain text streams its lines to stdout; other formats show progress on stderr.
         view = LiveView(sys.stdout if args.format == "txt" and not args.output_dir else sys.stderr)
     if args.output_dir:
@@ -53,7 +53,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             if args.stream:
                 result = transcribe_stream(path, recognizer, view.event)
             else:
-                result = transcribe(path, bundle)
+                result = transcribe(path, bundle, decoder=args.decoder, beam_size=args.beam_size)
         except AudioError as e:
             _error(str(e))
             failed += 1
@@ -193,7 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--model", help="model file (default: the bundled model)")
-    p.add_argument("--decoder", choices=["greedy"], default="greedy")
+    p.add_argument(
+        "--decoder", choices=["greedy", "beam"], default="greedy", help="greedy or prefix beam search"
+    )
+    p.add_argument("--beam-size", type=int, default=16, help="beams kept by --decoder beam")
     p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     p.add_argument("--output-dir", help="write FILE's transcript to DIR/STEM.FORMAT")
     p.add_argument(

@@ -25,12 +25,21 @@ import torch
 
 from asr.audio import SAMPLE_RATE, AudioReader, as_float32, load_audio, resample
 from asr.checkpoint import Bundle, load_model
-from asr.decoding import GreedyDecoder, GreedyState, Word
+from asr.decoding import DEFAULT_BEAM_SIZE, BeamSearchDecoder, BeamState, GreedyDecoder, GreedyState, Word
 from asr.features import StreamingFeatures, log_mel
 from asr.model import ModelState
 
 #: Feature frames the model reads at a time in offline transcription (bounded memory).
 OFFLINE_CHUNK_FRAMES = 3000
+
+
+def make_decoder(bundle: Bundle, name: str = "greedy", beam_size: int = DEFAULT_BEAM_SIZE):
+    """The decoder called ``name`` ("greedy" or "beam") for a model's vocabulary and frames."""
+    if name == "greedy":
+        return GreedyDecoder(bundle.vocabulary, bundle.frame_seconds)
+    if name == "beam":
+        return BeamSearchDecoder(bundle.vocabulary, bundle.frame_seconds, beam_size)
+    raise ValueError(f"unknown decoder {name!r}: use 'greedy' or 'beam'")
 
 
 @dataclass(frozen=True)
@@ -56,8 +65,12 @@ def transcribe(
     audio: str | os.PathLike[str] | np.ndarray,
     model: Bundle | None = None,
     sample_rate: int = SAMPLE_RATE,
+    decoder: str = "greedy",
+    beam_size: int = DEFAULT_BEAM_SIZE,
 ) -> Result:
-    """Transcribe a file, or a ``(samples,)`` array at ``sample_rate``, with greedy decoding.
+    """Transcribe a file, or a ``(samples,)`` array at ``sample_rate``.
+
+    ``decoder`` is "greedy" (best path) or "beam" (CTC prefix beam search, ``beam_size``).
 
     Loads the bundled default model when ``model`` is None. Raises AudioError for a file
     that cannot be read and ValueError for an unusable array.
@@ -69,8 +82,8 @@ def transcribe(
     else:
         samples = load_audio(audio, rate)
     feats = log_mel(samples, bundle.features)
-    decoder = GreedyDecoder(bundle.vocabulary, bundle.frame_seconds)
-    state, decoded = None, decoder.start()
+    search = make_decoder(bundle, decoder, beam_size)
+    state, decoded = None, search.start()
     device = bundle.model.feat_mean.device
     streaming = bundle.model.config.streaming
     # A whole-utterance bidirectional model needs all frames at once; the others stream.
@@ -82,8 +95,8 @@ def transcribe(
             last = begin + step >= feats.shape[0]
             logprobs, _, new_state = bundle.model(chunk, lengths, state if streaming else None, final=last)
             state = new_state
-            decoded = decoder.step(logprobs[0].cpu(), decoded)
-    hypothesis = decoder.finish(decoded)
+            decoded = search.step(logprobs[0].cpu(), decoded)
+    hypothesis = search.finish(decoded)
     return Result(hypothesis.text, "", hypothesis.words, samples.shape[0] / rate)
 
 
@@ -124,6 +137,8 @@ class Recognizer:
         model: Bundle | None = None,
         endpoint: EndpointConfig = EndpointConfig(),
         chunk_frames: int = CHUNK_FRAMES,
+        decoder: str = "greedy",
+        beam_size: int = DEFAULT_BEAM_SIZE,
     ) -> None:
         self.bundle = model if model is not None else load_model()
         if not self.bundle.model.config.streaming:
@@ -136,7 +151,7 @@ class Recognizer:
             raise ValueError(f"chunk_frames must be a positive multiple of {sub}")
         self.endpoint = endpoint
         self.chunk_frames = chunk_frames
-        self.decoder = GreedyDecoder(self.bundle.vocabulary, self.bundle.frame_seconds)
+        self.decoder = make_decoder(self.bundle, decoder, beam_size)
 
     @property
     def sample_rate(self) -> int:
@@ -198,7 +213,7 @@ class _Utterance:
     """The open utterance: where it starts (output frame) and its decoding so far."""
 
     start: int
-    decoded: GreedyState
+    decoded: GreedyState | BeamState
     last_speech: int = -1
     heard: bool = False
     reported: str = ""
@@ -314,14 +329,9 @@ class Stream:
         seconds = self.recognizer.bundle.frame_seconds
         hyp = self.recognizer.decoder.hypothesis(utt.decoded, utt.start * seconds)
         words = hyp.words
-        tokens = utt.decoded.tokens
-        # Greedy CTC never revises an emitted character, so every word followed by a
-        # space is settled; only the last word may still grow.
-        if final or (tokens and tokens[-1].token == self.recognizer.bundle.vocabulary.space):
-            committed, unstable = hyp.text, ""
-        else:
-            committed = " ".join(w.word for w in words[:-1])
-            unstable = words[-1].word if words else ""
+        settled = len(words) if final else self.recognizer.decoder.settled_words(utt.decoded)
+        committed = " ".join(w.word for w in words[:settled])
+        unstable = " ".join(w.word for w in words[settled:])
         return Result(committed, unstable, words, utt.decoded.frames * seconds, utt.start * seconds)
 
     def _partial_event(self) -> list[Event]:

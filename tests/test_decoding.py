@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asr.decoding import GreedyDecoder, words_from_tokens
+from asr.decoding import BeamSearchDecoder, GreedyDecoder, words_from_tokens
 from asr.text import Vocabulary
 
 VOCAB = Vocabulary()
@@ -80,3 +80,79 @@ def test_words_from_tokens_offset() -> None:
     hyp = GreedyDecoder(VOCAB, 0.04).decode(logprobs_for("_hi_"))
     (word,) = words_from_tokens(hyp.tokens, VOCAB, 0.04, offset=10.0)
     assert word.word == "hi" and word.start == pytest.approx(10.04)
+
+
+def probs_to_logprobs(rows: list[dict[str, float]]) -> torch.Tensor:
+    """Frames given as {character: probability}, the rest spread evenly; '_' is blank."""
+    out = []
+    for row in rows:
+        rest = (1.0 - sum(row.values())) / (len(VOCAB) - len(row))
+        probs = torch.full((len(VOCAB),), max(rest, 1e-9))
+        for ch, p in row.items():
+            probs[0 if ch == "_" else VOCAB.tokens.index(ch)] = p
+        out.append((probs / probs.sum()).log())
+    return torch.stack(out)
+
+
+def test_beam_search_sums_paths_that_greedy_misses() -> None:
+    # Blank wins every frame, but "a" has more probability over all its paths:
+    # P("a") = .4*.4 + .4*.6 + .6*.4 = .64 > P("") = .36.
+    lp = probs_to_logprobs([{"_": 0.6, "a": 0.4}, {"_": 0.6, "a": 0.4}])
+    assert GreedyDecoder(VOCAB).decode(lp).text == ""
+    beam = BeamSearchDecoder(VOCAB, beam_size=4)
+    hyp = beam.decode(lp)
+    assert hyp.text == "a"
+    assert math.exp(hyp.score) == pytest.approx(0.64, abs=0.01)
+    # A repeated character needs a blank between: "aa" is not "a" held.
+    lp = probs_to_logprobs([{"a": 0.9}, {"_": 0.9}, {"a": 0.9}])
+    assert beam.decode(lp).text == "aa"
+    lp = probs_to_logprobs([{"a": 0.9}, {"a": 0.9}, {"a": 0.9}])
+    assert beam.decode(lp).text == "a"
+
+
+def test_beam_search_agrees_with_greedy_on_peaky_outputs() -> None:
+    beam = BeamSearchDecoder(VOCAB, 0.04, beam_size=8)
+    hyp = beam.decode(logprobs_for("__yes____ __no_"))
+    assert hyp.text == "yes no"
+    assert [(w.word, w.start, w.end) for w in hyp.words] == [("yes", 0.08, 0.2), ("no", 0.48, 0.56)]
+    assert hyp.words[0].confidence == pytest.approx(0.9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=9), max_size=20))
+def test_beam_pieces_equal_whole(sizes: list[int]) -> None:
+    decoder = BeamSearchDecoder(VOCAB, beam_size=6)
+    state, start = decoder.start(), 0
+    for size in [*sizes, len(PATH)]:
+        state = decoder.step(FULL[start : start + size], state)
+        start += size
+    pieces = decoder.nbest(state, 3)
+    whole = decoder.nbest(decoder.step(FULL, decoder.start()), 3)
+    assert [(h.text, h.words) for h in pieces] == [(h.text, h.words) for h in whole]
+    assert pieces[0].text == "the quick brown fox jumps over the lazy dog"
+
+
+def test_nbest_is_distinct_and_ordered() -> None:
+    lp = probs_to_logprobs([{"c": 0.5, "b": 0.3}, {"a": 0.6, "_": 0.3}, {"t": 0.6, "p": 0.3}])
+    nbest = BeamSearchDecoder(VOCAB, beam_size=10).nbest(
+        BeamSearchDecoder(VOCAB, beam_size=10).step(lp, BeamSearchDecoder(VOCAB).start()), 4
+    )
+    texts = [h.text for h in nbest]
+    assert len(set(texts)) == len(texts) == 4 and texts[0] == "cat"
+    assert [h.score for h in nbest] == sorted((h.score for h in nbest), reverse=True)
+    with pytest.raises(ValueError, match="beam_size"):
+        BeamSearchDecoder(VOCAB, beam_size=0)
+
+
+def test_settled_words_are_shared_by_every_beam() -> None:
+    decoder = BeamSearchDecoder(VOCAB, beam_size=8)
+    # Only what every surviving beam shares is settled: with near-certain frames the
+    # alternatives are pruned and "go" is settled; with doubtful ones nothing is.
+    state = decoder.step(logprobs_for("__go_ _ho", 0.999), decoder.start())
+    assert decoder.hypothesis(state).text == "go ho"
+    assert decoder.settled_words(state) == 1
+    state = decoder.step(logprobs_for("__go_ _ho", 0.6), decoder.start())
+    assert decoder.hypothesis(state).text == "go ho" and decoder.settled_words(state) == 0
+    greedy = GreedyDecoder(VOCAB)
+    assert greedy.settled_words(greedy.step(logprobs_for("__go_ _ho"), greedy.start())) == 1
+    assert greedy.settled_words(greedy.step(logprobs_for("__go_ "), greedy.start())) == 1

@@ -198,3 +198,18 @@ def test_latency_controlled_model_streams_like_offline() -> None:
         (final,) = feed(Recognizer(lc, rule).stream(), AUDIO, sizes)
         assert (final.text, final.words) == (offline.text, offline.words)
     assert offline.text
+
+
+def test_beam_search_streams_with_committed_text_that_holds() -> None:
+    rec = Recognizer(BUNDLE, EndpointConfig(max_utterance=100), decoder="beam", beam_size=4)
+    offline = transcribe(AUDIO, BUNDLE, decoder="beam", beam_size=4)
+    stream = rec.stream()
+    committed = ""
+    for start in range(0, len(AUDIO), 1000):
+        for event in stream.accept_waveform(AUDIO[start : start + 1000]):
+            assert event.result.committed.startswith(committed)
+            committed = event.result.committed
+    final = stream.finish()
+    assert final.text == offline.text and final.text.startswith(committed)
+    with pytest.raises(ValueError, match="unknown decoder"):
+        Recognizer(BUNDLE, decoder="viterbi")
