@@ -120,24 +120,40 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from asr.data import ManifestError, read_manifest
-    from asr.evaluate import evaluate_manifest
+    import resource
+    import time
 
+    from asr.data import ManifestError, read_manifest
+    from asr.evaluate import Report, evaluate_manifest
+
+    if args.ref or args.hyp:
+        return _eval_text_files(args)
+    if not args.manifest:
+        _error("give a MANIFEST, or --ref and --hyp text files")
+        return EXIT_USAGE
     try:
         utterances = read_manifest(args.manifest)
     except ManifestError as e:
         _error(str(e))
         return EXIT_USAGE
+    began = time.perf_counter()
     bundle = _load(args.model)
-    report = evaluate_manifest(utterances, bundle, on_error=_error)
+    load_seconds = time.perf_counter() - began
+    report: Report = evaluate_manifest(utterances, bundle, _error, args.decoder, args.beam_size)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         print(
             json.dumps(
                 {
                     "manifest": args.manifest,
+                    "decoder": args.decoder,
                     "overall": asdict(report.overall),
                     "subsets": {k: asdict(v) for k, v in report.subsets.items()},
+                    "speakers": {k: asdict(v) for k, v in report.speakers.items()},
                     "rtf": round(report.rtf, 5),
+                    "model_load_seconds": round(load_seconds, 3),
+                    "peak_memory_mb": round(peak_mb, 1),
+                    "worst": report.worst(args.worst),
                     "failed": report.failed,
                     "utterances": report.rows,
                 },
@@ -145,14 +161,50 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
         )
     else:
-        print(f"{'subset':<20} {'utts':>5} {'WER':>7} {'CER':>7}   S / D / I")
-        for name, s in [*report.subsets.items(), ("all", report.overall)]:
-            print(
-                f"{name or '-':<20} {s.utterances:>5} {s.wer:>7.3f} {s.cer:>7.3f}   "
-                f"{s.substitutions} / {s.deletions} / {s.insertions}"
-            )
-        print(f"real-time factor {report.rtf:.4f}")
+        print(_scores_table(report.subsets, report.overall, "subset"))
+        if len(report.speakers) > 1:
+            print()
+            print(_scores_table(report.speakers, report.overall, "speaker"))
+        print(
+            f"\nreal-time factor {report.rtf:.4f}, model load {load_seconds:.2f} s, peak memory {peak_mb:.0f} MB"
+        )
+        for row in report.worst(args.worst):
+            print(f"\n{row['audio']} ({row['errors']} errors)\n{row['alignment']}")
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _scores_table(groups: dict, overall, title: str) -> str:
+    lines = [f"{title:<24} {'utts':>5} {'WER':>7} {'CER':>7}   S / D / I"]
+    for name, s in [*groups.items(), ("all", overall)]:
+        lines.append(
+            f"{(name or '-')[:24]:<24} {s.utterances:>5} {s.wer:>7.3f} {s.cer:>7.3f}   "
+            f"{s.substitutions} / {s.deletions} / {s.insertions}"
+        )
+    return "\n".join(lines)
+
+
+def _eval_text_files(args: argparse.Namespace) -> int:
+    """jiwer-style: one reference and one hypothesis per line of two text files."""
+    from asr.evaluate import score
+
+    if not (args.ref and args.hyp):
+        _error("--ref and --hyp go together")
+        return EXIT_USAGE
+    try:
+        refs = Path(args.ref).read_text(encoding="utf-8").splitlines()
+        hyps = Path(args.hyp).read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        _error(f"{e.filename}: {e.strerror}")
+        return EXIT_USAGE
+    if len(refs) != len(hyps):
+        _error(f"{args.ref} has {len(refs)} lines but {args.hyp} has {len(hyps)}")
+        return EXIT_USAGE
+    s = score(refs, hyps)
+    if args.json:
+        print(json.dumps(asdict(s), indent=2))
+    else:
+        print(f"WER {s.wer:.4f}  CER {s.cer:.4f}  S/D/I {s.substitutions}/{s.deletions}/{s.insertions}")
+    return EXIT_OK
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
@@ -255,9 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="WER and CER of a model on a manifest")
-    p.add_argument("manifest")
+    p = sub.add_parser("eval", help="WER and CER of a model on a manifest (or of two text files)")
+    p.add_argument("manifest", nargs="?")
     p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
+    p.add_argument("--beam-size", type=int, default=16)
+    p.add_argument("--worst", type=int, default=5, help="show the N worst utterances with alignments")
+    p.add_argument("--ref", help="reference text file, one utterance a line (with --hyp)")
+    p.add_argument("--hyp", help="hypothesis text file, one utterance a line (with --ref)")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(func=cmd_eval)
     return parser

@@ -12,6 +12,7 @@ import jiwer
 from asr.audio import AudioError
 from asr.checkpoint import Bundle
 from asr.data import Utterance
+from asr.decoding import DEFAULT_BEAM_SIZE
 from asr.streaming import transcribe
 from asr.text import normalize
 
@@ -50,8 +51,11 @@ def score(refs: Sequence[str], hyps: Sequence[str]) -> Scores:
 
 @dataclass
 class Report:
+    """Scores overall, by subset (first folder of the audio path) and by speaker."""
+
     overall: Scores
     subsets: dict[str, Scores]
+    speakers: dict[str, Scores] = field(default_factory=dict)
     rows: list[dict] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     audio_seconds: float = 0.0
@@ -61,19 +65,49 @@ class Report:
     def rtf(self) -> float:
         return self.compute_seconds / self.audio_seconds if self.audio_seconds else 0.0
 
+    def worst(self, n: int = 5) -> list[dict]:
+        """The ``n`` utterances with the most word errors, each with its alignment text."""
+        scored = []
+        for row in self.rows:
+            if not row["ref"]:
+                continue
+            out = jiwer.process_words(row["ref"], row["hyp"] or "")
+            errors = out.substitutions + out.deletions + out.insertions
+            scored.append((errors, row, out))
+        scored.sort(key=lambda x: -x[0])
+        return [
+            {
+                **row,
+                "errors": errors,
+                "alignment": _alignment(out),
+            }
+            for errors, row, out in scored[:n]
+            if errors
+        ]
+
+
+def group_scores(rows: Sequence[dict], key: str) -> dict[str, Scores]:
+    """Scores of the rows grouped by ``row[key]``."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[row[key]].append(row)
+    return {name: score([r["ref"] for r in g], [r["hyp"] for r in g]) for name, g in sorted(groups.items())}
+
 
 def evaluate_manifest(
     utterances: Sequence[Utterance],
     bundle: Bundle,
     on_error: Callable[[str], None] = lambda message: None,
+    decoder: str = "greedy",
+    beam_size: int = DEFAULT_BEAM_SIZE,
 ) -> Report:
-    """Transcribe every utterance and score it, overall and by subset."""
+    """Transcribe every utterance and score it, overall, by subset and by speaker."""
     rows, failed = [], []
     audio_seconds = compute_seconds = 0.0
     for utt in utterances:
         began = time.perf_counter()
         try:
-            result = transcribe(utt.audio, bundle)
+            result = transcribe(utt.audio, bundle, decoder=decoder, beam_size=beam_size)
         except AudioError as e:
             failed.append(utt.audio)
             on_error(str(e))
@@ -89,12 +123,19 @@ def evaluate_manifest(
                 "hyp": result.text,
             }
         )
-    by_subset: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_subset[row["subset"]].append(row)
-    subsets = {
-        name: score([r["ref"] for r in group], [r["hyp"] for r in group])
-        for name, group in sorted(by_subset.items())
-    }
     overall = score([r["ref"] for r in rows], [r["hyp"] for r in rows])
-    return Report(overall, subsets, rows, failed, audio_seconds, compute_seconds)
+    return Report(
+        overall,
+        group_scores(rows, "subset"),
+        group_scores(rows, "speaker"),
+        rows,
+        failed,
+        audio_seconds,
+        compute_seconds,
+    )
+
+
+def _alignment(out: jiwer.WordOutput) -> str:
+    """jiwer's REF/HYP alignment of one sentence, without its sentence header."""
+    text = jiwer.visualize_alignment(out, show_measures=False)
+    return "\n".join(line for line in text.splitlines() if line.strip() and not line.startswith("=== "))

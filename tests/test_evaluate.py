@@ -1,0 +1,80 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asr.evaluate import Report, group_scores, score
+
+
+def test_scores_count_edits_by_hand() -> None:
+    s = score(["the cat sat on the mat", "hello world"], ["the bat sat the mat now", "hello world"])
+    # Sentence 1: cat->bat (S), "on" dropped (D), "now" added (I); sentence 2 correct.
+    assert (s.substitutions, s.deletions, s.insertions, s.reference_words) == (1, 1, 1, 8)
+    assert s.wer == pytest.approx(3 / 8)
+    assert s.cer == pytest.approx(jiwer_cer(), rel=1e-6)
+    # The shared normaliser runs first: case, punctuation and numbers do not count.
+    assert score(["Turn on 2 lights."], ["turn on two lights"]).wer == 0.0
+    assert score([""], ["noise"]).utterances == 0
+
+
+def jiwer_cer() -> float:
+    import jiwer
+
+    return jiwer.cer(["the cat sat on the mat", "hello world"], ["the bat sat the mat now", "hello world"])
+
+
+def test_grouping_and_worst_utterances() -> None:
+    rows = [
+        {"audio": "a", "subset": "x", "speaker": "s1", "ref": "yes", "hyp": "yes"},
+        {"audio": "b", "subset": "x", "speaker": "s2", "ref": "go home now", "hyp": "go now"},
+        {"audio": "c", "subset": "y", "speaker": "s2", "ref": "stop", "hyp": "top stop"},
+    ]
+    subsets = group_scores(rows, "subset")
+    assert subsets["x"].wer == pytest.approx(1 / 4) and subsets["y"].insertions == 1
+    assert group_scores(rows, "speaker")["s2"].utterances == 2
+    report = Report(score([r["ref"] for r in rows], [r["hyp"] for r in rows]), subsets, rows=rows)
+    worst = report.worst(5)
+    assert [w["audio"] for w in worst] == ["b", "c"]
+    assert worst[0]["alignment"].splitlines()[:2] == ["REF: go home now", "HYP: go **** now"]
+
+
+def test_text_file_mode(tmp_path: Path) -> None:
+    (tmp_path / "ref.txt").write_text("the cat sat\nhello world\n")
+    (tmp_path / "hyp.txt").write_text("the bat sat\nhello world\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "eval",
+            "--ref",
+            str(tmp_path / "ref.txt"),
+            "--hyp",
+            str(tmp_path / "hyp.txt"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["wer"] == pytest.approx(1 / 5)
+    (tmp_path / "hyp.txt").write_text("one line\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "eval",
+            "--ref",
+            str(tmp_path / "ref.txt"),
+            "--hyp",
+            str(tmp_path / "hyp.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "has 2 lines but" in done.stderr
