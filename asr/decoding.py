@@ -110,10 +110,7 @@ class GreedyDecoder:
 
     def step(self, logprobs: Tensor, state: GreedyState) -> GreedyState:
         """Consume ``(frames, vocab)`` log-probs of one stream; returns the updated state."""
-        if logprobs.dim() != 2 or logprobs.shape[1] != len(self.vocabulary):
-            raise ValueError(
-                f"logprobs must be (frames, {len(self.vocabulary)}), got {tuple(logprobs.shape)}"
-            )
+        _check_shape(logprobs, self.vocabulary)
         best, ids = logprobs.detach().float().max(dim=-1)
         state.score += float(best.sum())
         probs = best.exp().tolist()
@@ -154,6 +151,11 @@ class GreedyDecoder:
     def decode(self, logprobs: Tensor) -> Hypothesis:
         """Decode the ``(frames, vocab)`` log-probs of one whole utterance."""
         return self.finish(self.step(logprobs, self.start()))
+
+
+def _check_shape(logprobs: Tensor, vocabulary: Vocabulary) -> None:
+    if logprobs.dim() != 2 or logprobs.shape[1] != len(vocabulary):
+        raise ValueError(f"logprobs must be (frames, {len(vocabulary)}), got {tuple(logprobs.shape)}")
 
 
 def _strip_spaces(tokens: Sequence[TokenSpan], space: int) -> list[TokenSpan]:
@@ -241,10 +243,7 @@ class BeamSearchDecoder:
 
     def step(self, logprobs: Tensor, state: BeamState) -> BeamState:
         """Consume ``(frames, vocab)`` log-probs of one stream; returns the updated state."""
-        if logprobs.dim() != 2 or logprobs.shape[1] != len(self.vocabulary):
-            raise ValueError(
-                f"logprobs must be (frames, {len(self.vocabulary)}), got {tuple(logprobs.shape)}"
-            )
+        _check_shape(logprobs, self.vocabulary)
         rows = logprobs.detach().float().tolist()
         for i, row in enumerate(rows):
             state.beams = self._frame(row, state.frames + i, state.beams)

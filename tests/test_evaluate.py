@@ -40,41 +40,18 @@ def test_grouping_and_worst_utterances() -> None:
     assert worst[0]["alignment"].splitlines()[:2] == ["REF: go home now", "HYP: go **** now"]
 
 
+def eval_files(ref: Path, hyp: Path, *extra: str) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "asr", "eval", "--ref", str(ref), "--hyp", str(hyp), *extra]
+    return subprocess.run(args, capture_output=True, text=True, timeout=60)
+
+
 def test_text_file_mode(tmp_path: Path) -> None:
-    (tmp_path / "ref.txt").write_text("the cat sat\nhello world\n")
-    (tmp_path / "hyp.txt").write_text("the bat sat\nhello world\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "asr",
-            "eval",
-            "--ref",
-            str(tmp_path / "ref.txt"),
-            "--hyp",
-            str(tmp_path / "hyp.txt"),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    ref, hyp = tmp_path / "ref.txt", tmp_path / "hyp.txt"
+    ref.write_text("the cat sat\nhello world\n")
+    hyp.write_text("the bat sat\nhello world\n")
+    done = eval_files(ref, hyp, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["wer"] == pytest.approx(1 / 5)
-    (tmp_path / "hyp.txt").write_text("one line\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "asr",
-            "eval",
-            "--ref",
-            str(tmp_path / "ref.txt"),
-            "--hyp",
-            str(tmp_path / "hyp.txt"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    hyp.write_text("one line\n")
+    done = eval_files(ref, hyp)
     assert done.returncode == 2 and "has 2 lines but" in done.stderr
