@@ -139,7 +139,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     bundle = _load(args.model)
     load_seconds = time.perf_counter() - began
-    report: Report = evaluate_manifest(utterances, bundle, _error, args.decoder, args.beam_size)
+    chunk = args.chunk_ms / 1000 if args.stream else 0.0
+    report: Report = evaluate_manifest(utterances, bundle, _error, args.decoder, args.beam_size, chunk)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         print(
@@ -153,6 +154,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     "rtf": round(report.rtf, 5),
                     "model_load_seconds": round(load_seconds, 3),
                     "peak_memory_mb": round(peak_mb, 1),
+                    "stream": {"chunk_ms": args.chunk_ms, **report.streams} if args.stream else None,
                     "worst": report.worst(args.worst),
                     "failed": report.failed,
                     "utterances": report.rows,
@@ -168,6 +170,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(
             f"\nreal-time factor {report.rtf:.4f}, model load {load_seconds:.2f} s, peak memory {peak_mb:.0f} MB"
         )
+        if args.stream:
+            f = report.streams
+            print(
+                f"streaming in {args.chunk_ms} ms chunks: word seen after {f['first_seen_median']:.2f} s median "
+                f"({f['first_seen_p90']:.2f} s p90), committed after {f['committed_median']:.2f} s "
+                f"({f['committed_p90']:.2f} s p90); {100 * f['partial_changed']:.1f}% of shown words later "
+                f"changed, committed changes {f['committed_changed']:.0f}; RTF {f['rtf']:.4f}"
+            )
         for row in report.worst(args.worst):
             print(f"\n{row['audio']} ({row['errors']} errors)\n{row['alignment']}")
     return EXIT_FAILED if report.failed else EXIT_OK
@@ -313,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
     p.add_argument("--beam-size", type=int, default=16)
     p.add_argument("--worst", type=int, default=5, help="show the N worst utterances with alignments")
+    p.add_argument("--stream", action="store_true", help="decode as streams: latency and stability figures")
+    p.add_argument("--chunk-ms", type=int, default=100, help="with --stream: audio per chunk")
     p.add_argument("--ref", help="reference text file, one utterance a line (with --hyp)")
     p.add_argument("--hyp", help="hypothesis text file, one utterance a line (with --ref)")
     p.add_argument("--json", action="store_true", help="print a JSON report")

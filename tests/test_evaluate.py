@@ -55,3 +55,30 @@ def test_text_file_mode(tmp_path: Path) -> None:
     hyp.write_text("one line\n")
     done = eval_files(ref, hyp)
     assert done.returncode == 2 and "has 2 lines but" in done.stderr
+
+
+def test_stream_figures_on_a_constructed_stream() -> None:
+    from asr.decoding import Word
+    from asr.evaluate import StreamTrace, stream_figures, summarize_streams
+    from asr.streaming import Result
+
+    hi, yo, y = Word("hi", 0.1, 0.3, 1.0), Word("yo", 0.5, 0.7, 1.0), Word("y", 0.5, 0.6, 1.0)
+    final = Result("hi yo", "", (hi, yo), 1.5, 0.0)
+    shown = [
+        (0.4, Result("", "hi", (hi,))),
+        (0.6, Result("hi", "y", (hi, y))),
+        (0.8, Result("hi", "yo", (hi, yo))),
+        (1.5, final),
+    ]
+    trace = StreamTrace(shown, [final], audio_seconds=2.0, compute_seconds=0.1)
+    f = stream_figures(trace)
+    assert f.first_seen == pytest.approx([0.1, 0.1])  # hi seen at 0.4 (ends 0.3), yo at 0.8 (ends 0.7)
+    assert f.committed == pytest.approx([0.3, 0.8])  # hi committed at 0.6, yo at 1.5
+    assert (f.shown_words, f.changed, f.committed_changed) == (5, 1, 0)  # "y" became "yo"
+    summary = summarize_streams([trace])
+    assert summary["partial_changed"] == pytest.approx(0.2) and summary["rtf"] == pytest.approx(0.05)
+    # A committed word that changes later is counted: it must never happen.
+    broken = StreamTrace(
+        [(0.6, Result("hi", "", (hi,))), (1.0, Result("ho", "", (Word("ho", 0.1, 0.3, 1.0),)))], [final]
+    )
+    assert stream_figures(broken).committed_changed == 1
