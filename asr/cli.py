@@ -180,6 +180,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
         for row in report.worst(args.worst):
             print(f"\n{row['audio']} ({row['errors']} errors)\n{row['alignment']}")
+    if args.plot:
+        from asr.plots import write_plots
+
+        try:
+            for path in write_plots(report, args.plot, report.latencies):
+                print(f"wrote {path}", file=sys.stderr)
+        except RuntimeError as e:
+            _error(str(e))
+            return EXIT_USAGE
     return EXIT_FAILED if report.failed else EXIT_OK
 
 
@@ -325,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worst", type=int, default=5, help="show the N worst utterances with alignments")
     p.add_argument("--stream", action="store_true", help="decode as streams: latency and stability figures")
     p.add_argument("--chunk-ms", type=int, default=100, help="with --stream: audio per chunk")
+    p.add_argument("--plot", metavar="DIR", help="write PNG plots (needs matplotlib) into DIR")
     p.add_argument("--ref", help="reference text file, one utterance a line (with --hyp)")
     p.add_argument("--hyp", help="hypothesis text file, one utterance a line (with --ref)")
     p.add_argument("--json", action="store_true", help="print a JSON report")

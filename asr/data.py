@@ -39,7 +39,8 @@ class Utterance:
 def read_manifest(path: str | os.PathLike[str], weight: int = 1) -> list[Utterance]:
     """Read a JSONL manifest; audio paths become absolute, texts are normalised.
 
-    ``subset`` is the first folder of the audio path (``cathy/a.opus`` -> ``cathy``).
+    ``subset`` is the first folder of the audio path (``cathy/a.opus`` -> ``cathy``), or
+    for an absolute path the folder holding the file.
     ``weight`` repeats every utterance that many times (to up-weight a corpus).
     """
     path = os.fspath(path)
@@ -59,7 +60,7 @@ def read_manifest(path: str | os.PathLike[str], weight: int = 1) -> list[Utteran
                             text=normalize(row.get("text", "")),
                             duration=float(row["duration"]),
                             speaker=str(row.get("speaker", "")),
-                            subset=audio.split("/", 1)[0] if "/" in audio else "",
+                            subset=_subset(audio),
                         )
                     )
                 except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
@@ -67,6 +68,13 @@ def read_manifest(path: str | os.PathLike[str], weight: int = 1) -> list[Utteran
     except OSError as e:
         raise ManifestError(f"{path}: cannot read manifest ({e.strerror})") from None
     return rows * weight
+
+
+def _subset(audio: str) -> str:
+    """The first folder of a relative audio path; for an absolute one, its own folder."""
+    if os.path.isabs(audio):
+        return os.path.basename(os.path.dirname(audio))
+    return audio.split("/", 1)[0] if "/" in audio else ""
 
 
 class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):

@@ -63,6 +63,7 @@ class Report:
     audio_seconds: float = 0.0
     compute_seconds: float = 0.0
     streams: dict[str, float] = field(default_factory=dict)
+    latencies: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def rtf(self) -> float:
@@ -136,6 +137,11 @@ def evaluate_manifest(
     report = Report(overall, subsets, speakers, rows, failed, audio_seconds, compute_seconds)
     if traces:
         report.streams = summarize_streams(traces)
+        figures = [stream_figures(t) for t in traces]
+        report.latencies = {
+            "word seen": [x for f in figures for x in f.first_seen],
+            "word committed": [x for f in figures for x in f.committed],
+        }
     return report
 
 

@@ -82,3 +82,17 @@ def test_stream_figures_on_a_constructed_stream() -> None:
         [(0.6, Result("hi", "", (hi,))), (1.0, Result("ho", "", (Word("ho", 0.1, 0.3, 1.0),)))], [final]
     )
     assert stream_figures(broken).committed_changed == 1
+
+
+def test_plots_are_written(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from asr.plots import write_plots
+
+    rows = [
+        {"audio": "a", "subset": "x", "speaker": "s", "ref": "yes", "hyp": "yes"},
+        {"audio": "b", "subset": "y", "speaker": "s", "ref": "go home", "hyp": "go"},
+    ]
+    report = Report(score(["yes", "go home"], ["yes", "go"]), group_scores(rows, "subset"), rows=rows)
+    paths = write_plots(report, str(tmp_path), {"word seen": [0.1, 0.2], "word committed": [0.3]})
+    assert [Path(p).name for p in paths] == ["wer_by_subset.png", "cer_distribution.png", "latency.png"]
+    assert all(Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
