@@ -317,6 +317,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
                 break
         bar.close()
         if stop:
+            # The last weights (at the end of the decay) compete for best.pt too.
+            if not (config.eval_every and step % config.eval_every == 0):
+                run_eval(epoch + batch_index / steps_per_epoch)
             save(epoch, batch_index)
             log(f"stopped at step {step} (limit reached); resume with --resume")
             break
