@@ -7,7 +7,7 @@ print(result.text, result.words)
 
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.checkpoint import Bundle, ModelFileError, load_model
-from asr.decoding import GreedyDecoder, Hypothesis, Word
+from asr.decoding import BeamSearchDecoder, GreedyDecoder, Hypothesis, Word
 from asr.streaming import EndpointConfig, Event, Recognizer, Result, Stream, transcribe
 
 __version__ = "0.1.0"
@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SAMPLE_RATE",
     "AudioError",
+    "BeamSearchDecoder",
     "Bundle",
     "EndpointConfig",
     "Event",

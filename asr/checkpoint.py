@@ -116,8 +116,13 @@ def bundle_from_dict(obj: dict[str, Any], path: str = "") -> Bundle:
         model.load_state_dict(state)
         vocabulary = Vocabulary.from_list(obj["vocabulary"])
         features = FeatureConfig.from_dict(obj["feature_config"])
-    except (KeyError, TypeError, RuntimeError, ValueError) as e:
+    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as e:
         raise ModelFileError(f"{path}: damaged model file ({e})") from None
+    if model.config.vocab_size != len(vocabulary) or model.config.n_mels != features.n_mels:
+        raise ModelFileError(
+            f"{path}: inconsistent model file (model outputs {model.config.vocab_size} tokens for a "
+            f"{len(vocabulary)}-token vocabulary, reads {model.config.n_mels} mel bins of {features.n_mels})"
+        )
     model.eval()
     return Bundle(model, vocabulary, features, dict(obj.get("metadata", {})), path)
 

@@ -48,6 +48,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)
     failed = 0
+    written: set[Path] = set()
     for path in args.files:
         try:
             if args.stream:
@@ -60,7 +61,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             continue
         text = write(Transcript(path, result.text, result.words, result.duration))
         if args.output_dir:
-            target = Path(args.output_dir) / f"{Path(path).stem}.{args.format}"
+            target = _unique(Path(args.output_dir), Path(path).stem, args.format, written)
             target.write_text(text, encoding="utf-8")
         elif args.stream and args.format == "txt":
             pass  # its lines were printed as the utterances ended
@@ -74,7 +75,18 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _unique(folder: Path, stem: str, suffix: str, written: set[Path]) -> Path:
+    """``folder/stem.suffix``, or ``stem-2.suffix``... when an earlier input took that name."""
+    target, n = folder / f"{stem}.{suffix}", 1
+    while target in written:
+        n += 1
+        target = folder / f"{stem}-{n}.{suffix}"
+    written.add(target)
+    return target
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from asr.checkpoint import ModelFileError
     from asr.data import ManifestError
     from asr.train import TrainConfig, train
 
@@ -112,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     try:
         bundle = train(config, resume=args.resume, log=lambda m: print(m, flush=True))
-    except ManifestError as e:
+    except (ManifestError, ModelFileError) as e:
         _error(str(e))
         return EXIT_USAGE
     print(f"best model: {bundle.path} (dev CER {bundle.metadata.get('dev_cer', 'n/a')})")
@@ -154,7 +166,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     "rtf": round(report.rtf, 5),
                     "model_load_seconds": round(load_seconds, 3),
                     "peak_memory_mb": round(peak_mb, 1),
-                    "stream": {"chunk_ms": args.chunk_ms, **report.streams} if args.stream else None,
+                    "stream": {"chunk_ms": args.chunk_ms, **_finite(report.streams)} if args.stream else None,
                     "worst": report.worst(args.worst),
                     "failed": report.failed,
                     "utterances": report.rows,
@@ -170,7 +182,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(
             f"\nreal-time factor {report.rtf:.4f}, model load {load_seconds:.2f} s, peak memory {peak_mb:.0f} MB"
         )
-        if args.stream:
+        if args.stream and report.streams:
             f = report.streams
             print(
                 f"streaming in {args.chunk_ms} ms chunks: word seen after {f['first_seen_median']:.2f} s median "
@@ -190,6 +202,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             _error(str(e))
             return EXIT_USAGE
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _finite(values: dict[str, float]) -> dict[str, float | None]:
+    """JSON has no NaN: a figure with nothing to measure becomes null."""
+    return {k: (None if v != v else v) for k, v in values.items()}
 
 
 def _scores_table(groups: dict, overall, title: str) -> str:
@@ -267,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--decoder", choices=["greedy", "beam"], default="greedy", help="greedy or prefix beam search"
     )
-    p.add_argument("--beam-size", type=int, default=16, help="beams kept by --decoder beam")
+    p.add_argument("--beam-size", type=_positive, default=16, help="beams kept by --decoder beam")
     p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     p.add_argument("--output-dir", help="write FILE's transcript to DIR/STEM.FORMAT")
     p.add_argument(
@@ -330,10 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", nargs="?")
     p.add_argument("--model", help="model file (default: the bundled model)")
     p.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
-    p.add_argument("--beam-size", type=int, default=16)
+    p.add_argument("--beam-size", type=_positive, default=16)
     p.add_argument("--worst", type=int, default=5, help="show the N worst utterances with alignments")
     p.add_argument("--stream", action="store_true", help="decode as streams: latency and stability figures")
-    p.add_argument("--chunk-ms", type=int, default=100, help="with --stream: audio per chunk")
+    p.add_argument("--chunk-ms", type=_positive, default=100, help="with --stream: audio per chunk")
     p.add_argument("--plot", metavar="DIR", help="write PNG plots (needs matplotlib) into DIR")
     p.add_argument("--ref", help="reference text file, one utterance a line (with --hyp)")
     p.add_argument("--hyp", help="hypothesis text file, one utterance a line (with --ref)")
@@ -342,7 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from asr.checkpoint import ModelFileError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
@@ -351,6 +377,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except (ValueError, OSError, ModelFileError) as e:
+        # Settings that do not fit together, a model that does not fit the data, a folder
+        # that cannot be written: one line, never a traceback.
+        detail = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else str(e)
+        _error(detail)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -67,6 +67,8 @@ def read_manifest(path: str | os.PathLike[str], weight: int = 1) -> list[Utteran
                     raise ManifestError(f"{path}:{number}: bad manifest line ({e})") from None
     except OSError as e:
         raise ManifestError(f"{path}: cannot read manifest ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not a text (UTF-8 JSON Lines) manifest") from None
     return rows * weight
 
 
@@ -151,8 +153,8 @@ class Batch:
 class SpeechDataset(torch.utils.data.Dataset):
     """Loads, optionally augments and featurises one utterance at a time.
 
-    A file that fails to load is replaced by silence with an empty transcript and
-    reported once, so one bad file does not stop a long run.
+    A file that fails to load is replaced by silence with an empty transcript (which the
+    loss ignores) and a warning is printed, so one bad file does not stop a long run.
     """
 
     def __init__(

@@ -46,6 +46,10 @@ class ModelConfig:
             raise ValueError("chunk_frames and lookahead_frames apply to bidirectional models")
         if self.lookahead_frames and not self.chunk_frames:
             raise ValueError("lookahead_frames needs chunk_frames > 0")
+        if self.bidirectional and self.hidden % 2:
+            raise ValueError(f"a bidirectional model needs an even hidden size, got {self.hidden}")
+        if min(self.hidden, self.layers, self.conv_channels) < 1:
+            raise ValueError("hidden, layers and conv_channels must be at least 1")
 
     @property
     def streaming(self) -> bool:

@@ -15,6 +15,7 @@ stream goes on with the next one, keeping only what the next frames need.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -78,6 +79,8 @@ def transcribe(
     bundle = model if model is not None else load_model()
     rate = bundle.features.sample_rate
     if isinstance(audio, np.ndarray):
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
         samples = resample(as_float32(audio), sample_rate, rate)
     else:
         samples = load_audio(audio, rate)
@@ -98,6 +101,21 @@ def transcribe(
             decoded = search.step(logprobs[0].cpu(), decoded)
     hypothesis = search.finish(decoded)
     return Result(hypothesis.text, "", hypothesis.words, samples.shape[0] / rate)
+
+
+def join_results(parts: Sequence[Result]) -> Result:
+    """One Result spanning consecutive utterances (empty ones are skipped)."""
+    spoken = [r for r in parts if r.text] or list(parts[-1:])
+    if len(spoken) == 1:
+        return spoken[0]
+    first, last = spoken[0], spoken[-1]
+    return Result(
+        " ".join(r.text for r in spoken),
+        "",
+        tuple(w for r in spoken for w in r.words),
+        last.start + last.duration - first.start,
+        first.start,
+    )
 
 
 @dataclass(frozen=True)
@@ -249,8 +267,9 @@ class Stream:
         audio = as_float32(chunk)
         rate = self.recognizer.sample_rate
         sample_rate = rate if sample_rate is None else sample_rate
-        if not isinstance(sample_rate, int) or sample_rate <= 0:
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
             raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+        sample_rate = int(sample_rate)
         if sample_rate != rate:
             audio = self._resample(audio, sample_rate)
         self.samples += audio.shape[0]
@@ -275,22 +294,24 @@ class Stream:
         return self._result(final=False)
 
     def finish(self) -> Result:
-        """End of audio: decode everything left and return the last utterance's final Result.
+        """End of audio: decode everything left and return it as one final Result.
 
-        The stream is reset afterwards and can take a new signal.
+        Utterances that end during this flush (at endpoints among the last frames) are
+        joined into the returned Result, so no text is lost. The stream is reset
+        afterwards and can take a new signal.
         """
         if getattr(self, "_resampler", None) is not None:
             tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
             self._pending = torch.cat([self._pending, self._features.accept(tail)])
         self._pending = torch.cat([self._pending, self._features.finish()])
         recognizer = self.recognizer
-        recognizer.decode_streams([self])
+        events = recognizer.decode_streams([self])[0]
         # The rest, and whatever a lookahead model still holds back, in one last step.
         logprobs, self._state = recognizer._run(self._pending.unsqueeze(0), self._state, final=True)
-        self._consume(logprobs[0])
-        final = self._result(final=True)
+        events += self._consume(logprobs[0])
+        parts = [e.result for e in events if e.kind == "final"] + [self._result(final=True)]
         self.reset()
-        return final
+        return join_results(parts)
 
     def _consume(self, logprobs: torch.Tensor) -> list[Event]:
         """Decode ``(frames, vocab)`` log-probs frame by frame, closing utterances at endpoints."""
@@ -380,6 +401,5 @@ def transcribe_stream(
     if last.text:
         on_event(Event("final", last))
         finals.append(last)
-    text = " ".join(r.text for r in finals)
-    words = tuple(w for r in finals for w in r.words)
-    return Result(text, "", words, seconds)
+    joined = join_results(finals) if finals else Result("")
+    return Result(joined.text, "", joined.words, seconds)

@@ -159,6 +159,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
     )
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {config.device}: CUDA is not available on this machine")
     random.seed(config.seed)
     torch.manual_seed(config.seed)
 
@@ -198,6 +200,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         total_steps = config.max_steps or checkpoint["total_steps"]
         torch.set_rng_state(checkpoint["rng"]["torch"])
         random.setstate(checkpoint["rng"]["python"])
+        if device.type == "cuda" and checkpoint["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
         log(f"resumed from {last_path}: step {step}, epoch {epoch}, batch {start_batch}")
 
     dev_batches = []
@@ -218,7 +222,11 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
                 "batch": batch_,
                 "best_cer": best_cer,
                 "total_steps": total_steps,
-                "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "python": random.getstate(),
+                    "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+                },
             },
             last_path,
         )
@@ -283,6 +291,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         batch_index = start_batch
         audio_seconds, tick = 0.0, time.time()
         for batch in bar:
+            if config.max_steps and step >= config.max_steps:
+                stop = True
+                break
             lr = learning_rate(step, total_steps, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr

@@ -113,3 +113,76 @@ def test_transcribe_stream(audio: Path, tiny_model_file: Path) -> None:
     # Plain text: one line per utterance, printed as each one ends.
     done = asr("transcribe", "--stream", "--model", str(tiny_model_file), str(audio))
     assert done.returncode == 0 and done.stdout.strip() == expected.text
+
+
+def test_bad_settings_are_one_line_errors(tmp_path: Path, audio: Path, tiny_model_file: Path) -> None:
+    import torch
+    from conftest import tiny_config
+
+    from asr.checkpoint import Bundle, save_model
+    from asr.features import FeatureConfig
+    from asr.model import AcousticModel
+    from asr.text import Vocabulary
+
+    bi = tmp_path / "bi.pt"
+    save_model(Bundle(AcousticModel(tiny_config(bidirectional=True)), Vocabulary(), FeatureConfig()), bi)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"audio": str(audio), "text": "x", "duration": 1.5}) + "\n")
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file, not a folder")
+    lying = tmp_path / "lying.pt"
+    raw = torch.load(tiny_model_file, weights_only=True)
+    raw["vocabulary"] = raw["vocabulary"][:10]
+    torch.save(raw, lying)
+    cases = [
+        (
+            [
+                "transcribe",
+                "--model",
+                str(tiny_model_file),
+                "--decoder",
+                "beam",
+                "--beam-size",
+                "0",
+                str(audio),
+            ],
+            "must be at least 1",
+        ),
+        (["transcribe", "--stream", "--model", str(bi), str(audio)], "cannot stream"),
+        (["eval", str(binary), "--model", str(tiny_model_file)], "not a text (UTF-8 JSON Lines) manifest"),
+        (
+            ["transcribe", "--model", str(tiny_model_file), "--output-dir", str(blocker), str(audio)],
+            str(blocker),
+        ),
+        (["transcribe", "--model", str(lying), str(audio)], "inconsistent model file"),
+        (
+            ["train", "--train", str(manifest), "--out", str(tmp_path / "r"), "--chunk-frames", "4"],
+            "bidirectional",
+        ),
+    ]
+    for args, message in cases:
+        done = asr(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "Traceback" not in done.stderr and message in done.stderr, done.stderr
+
+
+def test_output_dir_keeps_inputs_with_the_same_name(
+    tmp_path: Path, audio: Path, tiny_model_file: Path
+) -> None:
+    other = tmp_path / "b"
+    other.mkdir()
+    twin = other / audio.name
+    twin.write_bytes(audio.read_bytes())
+    done = asr(
+        "transcribe",
+        "--model",
+        str(tiny_model_file),
+        "--output-dir",
+        str(tmp_path / "o"),
+        str(audio),
+        str(twin),
+    )
+    assert done.returncode == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["tone-2.txt", "tone.txt"]

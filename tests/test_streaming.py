@@ -213,3 +213,20 @@ def test_beam_search_streams_with_committed_text_that_holds() -> None:
     assert final.text == offline.text and final.text.startswith(committed)
     with pytest.raises(ValueError, match="unknown decoder"):
         Recognizer(BUNDLE, decoder="viterbi")
+
+
+def test_finish_keeps_utterances_that_end_in_the_flush() -> None:
+    stream = Recognizer(BUNDLE, CUT).stream()
+    assert stream.accept_waveform(AUDIO, 16000, decode=False) == []
+    rest = stream.finish()  # every endpoint falls inside the flush
+    assert rest.text == " ".join(r.text for r in WHOLE if r.text)
+    assert rest.start == 0.0 and rest.words == tuple(w for r in WHOLE for w in r.words)
+
+
+def test_numpy_integer_rates_are_accepted_and_bools_are_not() -> None:
+    stream = Recognizer(BUNDLE).stream()
+    stream.accept_waveform(AUDIO[:1600], np.int64(16000))
+    with pytest.raises(ValueError, match="sample_rate"):
+        stream.accept_waveform(AUDIO[:1600], True)
+    with pytest.raises(ValueError, match="sample_rate"):
+        transcribe(AUDIO, BUNDLE, sample_rate=0)
