@@ -153,8 +153,8 @@ class Batch:
 class SpeechDataset(torch.utils.data.Dataset):
     """Loads, optionally augments and featurises one utterance at a time.
 
-    A file that fails to load is replaced by silence with an empty transcript (which the
-    loss ignores) and a warning is printed, so one bad file does not stop a long run.
+    A file that fails to load is replaced by a moment of silence with an empty transcript
+    and a warning is printed, so one bad file does not stop a long run.
     """
 
     def __init__(
