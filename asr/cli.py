@@ -176,7 +176,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     else:
         print(_scores_table(report.subsets, report.overall, "subset"))
-        if len(report.speakers) > 1:
+        # Per speaker only where it stays readable; --json always has every speaker.
+        if 1 < len(report.speakers) <= 20:
             print()
             print(_scores_table(report.speakers, report.overall, "speaker"))
         print(

@@ -12,12 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import jiwer
 import pytest
 from conftest import require
 
 from asr.checkpoint import default_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_TEXT = "hello world please turn on the lights in the kitchen"
 SCRIPT = Path(os.environ.get("VIRTUAL_MIC", ROOT.parent / "shared" / "tools" / "virtual-mic.sh"))
 
 
@@ -55,7 +57,8 @@ def test_listen_hears_the_virtual_microphone(virtual_mic: dict, tmp_path: Path) 
     assert listen.returncode == 0, err
     assert "listening on" in err and "Traceback" not in err
     lines = [line for line in out.splitlines() if line.strip()]
-    # Two utterances, split at the 1.5 s pause, each with the example's words.
+    # Two utterances, split at the 1.5 s pause, each close to the example's words (the
+    # shipped model's character error rate on the file itself is 0.33).
     assert len(lines) == 2, out
     for line in lines:
-        assert "kitchen" in line or "lights" in line, out
+        assert jiwer.cer(EXAMPLE_TEXT, line) <= 0.5, out
