@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,6 +135,13 @@ def resample(audio: np.ndarray, orig_rate: int, new_rate: int = SAMPLE_RATE) -> 
     if orig_rate <= 0:
         raise AudioError(f"invalid sample rate {orig_rate}")
     return soxr.resample(audio, orig_rate, new_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def check_sample_rate(sample_rate: object) -> int:
+    """An app-supplied rate as an int; anything but a positive integer raises ValueError."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    return int(sample_rate)
 
 
 def as_float32(chunk: np.ndarray) -> np.ndarray:

@@ -15,7 +15,6 @@ stream goes on with the next one, keeping only what the next frames need.
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from asr.audio import SAMPLE_RATE, AudioReader, as_float32, load_audio, resample
+from asr.audio import SAMPLE_RATE, AudioReader, as_float32, check_sample_rate, load_audio, resample
 from asr.checkpoint import Bundle, load_model
 from asr.decoding import DEFAULT_BEAM_SIZE, BeamSearchDecoder, BeamState, GreedyDecoder, GreedyState, Word
 from asr.features import StreamingFeatures, log_mel
@@ -79,9 +78,7 @@ def transcribe(
     bundle = model if model is not None else load_model()
     rate = bundle.features.sample_rate
     if isinstance(audio, np.ndarray):
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
-            raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
-        samples = resample(as_float32(audio), sample_rate, rate)
+        samples = resample(as_float32(audio), check_sample_rate(sample_rate), rate)
     else:
         samples = load_audio(audio, rate)
     feats = log_mel(samples, bundle.features)
@@ -267,9 +264,7 @@ class Stream:
         audio = as_float32(chunk)
         rate = self.recognizer.sample_rate
         sample_rate = rate if sample_rate is None else sample_rate
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
-            raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
-        sample_rate = int(sample_rate)
+        sample_rate = check_sample_rate(sample_rate)
         if sample_rate != rate:
             audio = self._resample(audio, sample_rate)
         self.samples += audio.shape[0]
