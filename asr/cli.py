@@ -121,6 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         workers=args.workers,
         threads=args.threads,
         device=args.device,
+        init=args.init or "",
     )
     try:
         bundle = train(config, resume=args.resume, log=lambda m: print(m, flush=True))
@@ -316,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev", help="dev manifest for CER/WER and choosing the best checkpoint")
     p.add_argument("--out", required=True, help="run folder: last.pt, best.pt, log.csv")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--init", help="start from this model file's weights (e.g. asr/models/default.pt)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--max-steps", type=int, default=0, help="stop after N steps in total")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop after M minutes")

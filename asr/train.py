@@ -61,6 +61,7 @@ class TrainConfig:
     workers: int = 1
     threads: int = 0  # torch threads (0: leave the default)
     device: str = "auto"
+    init: str = ""  # start from this model file's weights instead of random ones
 
 
 def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -177,6 +178,11 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
 
     if checkpoint is not None:
         bundle = bundle_from_dict(checkpoint["model"], last_path)
+        model = bundle.model
+    elif config.init:
+        # Continue from a model file's weights (its shape and normalisation), new optimizer.
+        bundle = bundle_from_dict(safe_load(config.init), config.init)
+        bundle.metadata = {"init": config.init}
         model = bundle.model
     else:
         model = AcousticModel(ModelConfig(**config.model))

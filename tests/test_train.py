@@ -131,3 +131,16 @@ def test_bucket_sampler_first_epoch_sorted_then_shuffled() -> None:
 def test_manifest_paths_and_weights(corpus: Path) -> None:
     rows = read_manifest(corpus, weight=2)
     assert len(rows) == 16 and Path(rows[0].audio).is_absolute() and rows[0].text == "yes"
+
+
+def test_init_starts_from_a_model_file(trained: Path, corpus: Path, tmp_path: Path) -> None:
+    cfg = config(corpus, tmp_path / "cont", 2)
+    cfg.init = str(trained / "best.pt")
+    cfg.model = {}  # the shape comes from the file
+    bundle = train(cfg, log=lambda m: None)
+    start = load_model(trained / "best.pt")
+    assert bundle.model.config == start.model.config
+    assert torch.equal(bundle.model.feat_mean, start.model.feat_mean)
+    # Two small steps moved the weights, but not far from where they started.
+    a, b = bundle.model.output.weight.detach(), start.model.output.weight.detach()
+    assert 0 < float((a - b).abs().max()) < 0.1

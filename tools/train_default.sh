@@ -8,8 +8,14 @@ SHARED=${SHARED:-../shared/data/real}
 SYNTH=${SYNTH:-data/synth}
 [ -f "$SYNTH/train/manifest.jsonl" ] || python tools/synth_corpus.py --hours 18 --seed 1 --out "$SYNTH/train"
 [ -f "$SYNTH/dev/manifest.jsonl" ] || python tools/synth_corpus.py --hours 0.4 --seed 2 --split dev --out "$SYNTH/dev"
+# Resume the run when its checkpoint is here; on a fresh machine, continue from the
+# shipped weights (INIT=none starts from random weights, as the first run did).
 resume=()
-[ -f runs/default/last.pt ] && resume=(--resume)
+if [ -f runs/default/last.pt ]; then
+  resume=(--resume)
+elif [ "${INIT:-asr/models/default.pt}" != none ] && [ -f "${INIT:-asr/models/default.pt}" ]; then
+  resume=(--init "${INIT:-asr/models/default.pt}")
+fi
 asr train \
   --train "$SHARED/train/manifest.jsonl:3" --train "$SYNTH/train/manifest.jsonl" \
   --dev "$SHARED/dev/manifest.jsonl" --out runs/default \
