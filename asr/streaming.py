@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import soxr
 import torch
 
 from asr.audio import SAMPLE_RATE, AudioReader, as_float32, check_sample_rate, load_audio, resample
@@ -250,6 +251,9 @@ class Stream:
         self._frames = 0  # output frames decoded so far
         self._utt = _Utterance(0, self.recognizer.decoder.start())
         self.samples = 0
+        # A resampler, once flushed at the end of a signal, must not carry into the next.
+        self._resampler: soxr.ResampleStream | None = None
+        self._resampler_rate = 0
 
     def accept_waveform(
         self, chunk: np.ndarray, sample_rate: int | None = None, decode: bool = True
@@ -276,9 +280,7 @@ class Stream:
 
     def _resample(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         # soxr's streaming resampler keeps its filter state between chunks.
-        import soxr
-
-        resampler = getattr(self, "_resampler", None)
+        resampler = self._resampler
         if resampler is None or self._resampler_rate != sample_rate:
             resampler = soxr.ResampleStream(sample_rate, self.recognizer.sample_rate, 1, dtype="float32")
             self._resampler, self._resampler_rate = resampler, sample_rate
@@ -295,7 +297,7 @@ class Stream:
         joined into the returned Result, so no text is lost. The stream is reset
         afterwards and can take a new signal.
         """
-        if getattr(self, "_resampler", None) is not None:
+        if self._resampler is not None:
             tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
             self._pending = torch.cat([self._pending, self._features.accept(tail)])
         self._pending = torch.cat([self._pending, self._features.finish()])

@@ -230,3 +230,16 @@ def test_numpy_integer_rates_are_accepted_and_bools_are_not() -> None:
         stream.accept_waveform(AUDIO[:1600], True)
     with pytest.raises(ValueError, match="sample_rate"):
         transcribe(AUDIO, BUNDLE, sample_rate=0)
+
+
+def test_a_stream_reused_after_finish_resamples_afresh() -> None:
+    from asr.audio import resample
+
+    audio_8k = resample(AUDIO, 16000, 8000)
+    rec = Recognizer(BUNDLE, EndpointConfig(max_utterance=100))
+    stream = rec.stream()
+    stream.accept_waveform(audio_8k, 8000)
+    first = stream.finish()
+    stream.accept_waveform(audio_8k, 8000)  # the same stream, a new signal
+    again = stream.finish()
+    assert (again.text, again.words, again.duration) == (first.text, first.words, first.duration)
