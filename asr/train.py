@@ -118,8 +118,10 @@ def _manifests(specs: list[str]) -> list:
 
 
 class _AugmentedDataset(SpeechDataset):
-    def __init__(self, base: SpeechDataset, seed: int) -> None:
-        super().__init__(base.utterances, base.vocabulary, base.features, base.augment)
+    """Reseeds the waveform augmentation per (epoch, item), so a resumed run repeats."""
+
+    def __init__(self, *args, seed: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.epoch = 0
         self.seed = seed
 
@@ -170,7 +172,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
     train_utts = _manifests(config.train)
     dev_utts = read_manifest(config.dev) if config.dev else []
     augment = WaveAugment(AugmentConfig()) if config.augment else None
-    train_set = _AugmentedDataset(SpeechDataset(train_utts, vocabulary, features, augment), config.seed)
+    train_set = _AugmentedDataset(train_utts, vocabulary, features, augment, seed=config.seed)
     log(
         f"train: {len(train_utts)} utterances, {total_hours(train_utts):.2f} h; "
         f"dev: {len(dev_utts)} utterances; device: {device}"
