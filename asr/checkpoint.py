@@ -23,6 +23,7 @@ from asr.text import Vocabulary
 FORMAT = "asr-model"
 VERSION = 1
 DEFAULT_MODEL = "default.pt"
+DEFAULT_LM = "default.arpa.gz"
 
 
 class ModelFileError(Exception):
@@ -130,6 +131,11 @@ def bundle_from_dict(obj: dict[str, Any], path: str = "") -> Bundle:
 def default_model_path() -> Path:
     """Where the model bundled with the package lives (it may not exist in a dev checkout)."""
     return Path(str(resources.files("asr") / "models" / DEFAULT_MODEL))
+
+
+def default_lm_path() -> Path:
+    """Where the word LM bundled with the package lives (it may not exist)."""
+    return Path(str(resources.files("asr") / "models" / DEFAULT_LM))
 
 
 def load_model(path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Bundle:

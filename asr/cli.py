@@ -31,18 +31,76 @@ def _load(path: str | None):
         raise SystemExit(EXIT_USAGE) from None
 
 
+def _decoder_options(args: argparse.Namespace):
+    """DecoderOptions from the decoding flags; LM, lexicon, hotword or n-best flags
+    choose the beam search unless --decoder says otherwise."""
+    from asr.streaming import DecoderOptions
+
+    wants_beam = bool(args.lm or args.lexicon or args.hotword or args.nbest > 1)
+    decoder = args.decoder or ("beam" if wants_beam else "greedy")
+    if decoder == "greedy" and wants_beam:
+        raise ValueError("--lm, --lexicon, --hotword and --nbest need --decoder beam")
+    lm = args.lm or "default"
+    defaults = DecoderOptions()
+    return DecoderOptions(
+        decoder=decoder,
+        beam_size=args.beam_size,
+        lm=None if lm == "none" else lm,
+        lm_weight=defaults.lm_weight if args.lm_weight is None else args.lm_weight,
+        word_bonus=defaults.word_bonus if args.word_bonus is None else args.word_bonus,
+        lexicon=args.lexicon,
+        hotwords=tuple(args.hotword),
+        nbest=args.nbest,
+    )
+
+
+def _add_decoder_args(p: argparse.ArgumentParser, nbest: bool = True) -> None:
+    from asr.decoding import DEFAULT_BEAM_SIZE, DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS
+
+    g = p.add_argument_group("decoding")
+    g.add_argument(
+        "--decoder",
+        choices=["greedy", "beam"],
+        help="greedy (default) or prefix beam search (the default when LM, lexicon or hotword flags are given)",
+    )
+    g.add_argument(
+        "--beam-size", type=_positive, default=DEFAULT_BEAM_SIZE, help="beams kept by the beam search"
+    )
+    g.add_argument(
+        "--lm",
+        metavar="ARPA",
+        help="word n-gram LM for the beam search: an ARPA file, 'default' (bundled) or 'none'",
+    )
+    g.add_argument("--lm-weight", type=float, help=f"LM weight alpha (default {DEFAULT_LM_WEIGHT})")
+    g.add_argument("--word-bonus", type=float, help=f"per-word bonus beta (default {DEFAULT_WORD_BONUS})")
+    g.add_argument("--lexicon", metavar="FILE", help="only output words listed in FILE (one per line)")
+    g.add_argument(
+        "--hotword",
+        action="append",
+        default=[],
+        metavar="WORD[:BOOST]",
+        help="favour a word or phrase (repeatable; BOOST in log units)",
+    )
+    if nbest:
+        g.add_argument("--nbest", type=_positive, default=1, help="alternatives in --format json")
+    else:
+        p.set_defaults(nbest=1)
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.audio import AudioError
-    from asr.streaming import transcribe
+    from asr.streaming import make_decoder, transcribe
     from asr.writers import WRITERS, Transcript
 
     bundle = _load(args.model)
+    options = _decoder_options(args)
+    make_decoder(bundle, options)  # a bad LM, lexicon or hotword fails here, once
     write = WRITERS[args.format]
     if args.stream:
         from asr.listen import LiveView
         from asr.streaming import Recognizer, transcribe_stream
 
-        recognizer = Recognizer(bundle, decoder=args.decoder, beam_size=args.beam_size)
+        recognizer = Recognizer(bundle, decoder=options)
         # Plain text streams its lines to stdout; other formats show progress on stderr.
         view = LiveView(sys.stdout if args.format == "txt" and not args.output_dir else sys.stderr)
     if args.output_dir:
@@ -54,12 +112,12 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             if args.stream:
                 result = transcribe_stream(path, recognizer, view.event)
             else:
-                result = transcribe(path, bundle, decoder=args.decoder, beam_size=args.beam_size)
+                result = transcribe(path, bundle, decoder=options)
         except AudioError as e:
             _error(str(e))
             failed += 1
             continue
-        text = write(Transcript(path, result.text, result.words, result.duration))
+        text = write(Transcript(path, result.text, result.words, result.duration, result.nbest))
         if args.output_dir:
             target = _unique(Path(args.output_dir), Path(path).stem, args.format, written)
             target.write_text(text, encoding="utf-8")
@@ -153,14 +211,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     bundle = _load(args.model)
     load_seconds = time.perf_counter() - began
     chunk = args.chunk_ms / 1000 if args.stream else 0.0
-    report: Report = evaluate_manifest(utterances, bundle, _error, args.decoder, args.beam_size, chunk)
+    options = _decoder_options(args)
+    report: Report = evaluate_manifest(utterances, bundle, _error, options, chunk)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         print(
             json.dumps(
                 {
                     "manifest": args.manifest,
-                    "decoder": args.decoder,
+                    "decoder": asdict(options),
                     "overall": asdict(report.overall),
                     "subsets": {k: asdict(v) for k, v in report.subsets.items()},
                     "speakers": {k: asdict(v) for k, v in report.speakers.items()},
@@ -255,7 +314,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
             for d in input_devices():
                 print(f"{d['index']:>3}  {d['name']}  ({d['channels']} ch, {d['sample_rate']:.0f} Hz)")
             return EXIT_OK
-        recognizer = Recognizer(_load(args.model))
+        recognizer = Recognizer(_load(args.model), decoder=_decoder_options(args))
         if args.file:
             source: MicrophoneSource = FileSource(args.file, args.speed)
         else:
@@ -283,10 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3)")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--model", help="model file (default: the bundled model)")
-    p.add_argument(
-        "--decoder", choices=["greedy", "beam"], default="greedy", help="greedy or prefix beam search"
-    )
-    p.add_argument("--beam-size", type=_positive, default=16, help="beams kept by --decoder beam")
+    _add_decoder_args(p)
     p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     p.add_argument("--output-dir", help="write FILE's transcript to DIR/STEM.FORMAT")
     p.add_argument(
@@ -304,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="play this audio file through the live path instead of a microphone")
     p.add_argument("--speed", type=float, default=1.0, help="with --file: times real time (0: no waiting)")
     p.add_argument("--timestamps", action="store_true", help="prefix lines with the utterance start")
+    _add_decoder_args(p, nbest=False)
     p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser("train", help="train a model from JSONL manifests")
@@ -349,8 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="WER and CER of a model on a manifest (or of two text files)")
     p.add_argument("manifest", nargs="?")
     p.add_argument("--model", help="model file (default: the bundled model)")
-    p.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
-    p.add_argument("--beam-size", type=_positive, default=16)
+    _add_decoder_args(p, nbest=False)
     p.add_argument("--worst", type=int, default=5, help="show the N worst utterances with alignments")
     p.add_argument("--stream", action="store_true", help="decode as streams: latency and stability figures")
     p.add_argument("--chunk-ms", type=_positive, default=100, help="with --stream: audio per chunk")

@@ -8,12 +8,13 @@ gives the same hypothesis as decoding them whole.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from torch import Tensor
 
-from asr.text import Vocabulary
+from asr.lm import EOS, LN10, NgramLM, PrefixNode, build_prefix_tree
+from asr.text import Vocabulary, normalize
 
 #: Tunable defaults of the beam search, in one place.
 DEFAULT_BEAM_SIZE = 16
@@ -21,8 +22,13 @@ DEFAULT_BEAM_SIZE = 16
 DEFAULT_TOKEN_PRUNE = 8.0
 #: Beams this far (in log-prob) below the best are dropped even when there is room.
 DEFAULT_BEAM_PRUNE = 8.0
-#: How many hypotheses ``finish`` returns in ``nbest``.
+#: How many hypotheses ``nbest`` returns.
 DEFAULT_NBEST = 5
+#: LM weight (alpha) and per-word bonus (beta) of LM fusion; tools/tune_lm.py tunes them on dev.
+DEFAULT_LM_WEIGHT = 0.5
+DEFAULT_WORD_BONUS = 1.0
+#: Boost (natural log) of a hotword given without ``:BOOST``.
+DEFAULT_HOTWORD_BOOST = 8.0
 
 
 @dataclass(frozen=True)
@@ -55,13 +61,35 @@ class Hypothesis:
     score: float
 
 
+def word_confidence(probs: Sequence[float], calibration: Sequence[float] | None = None) -> float:
+    """A word's confidence from its characters' best frame posteriors.
+
+    Without ``calibration`` it is their mean. With ``(a, b, c)`` it is the calibrated
+    probability that the word is right, ``sigmoid(a * mean log posterior + b * min log
+    posterior + c)``, fitted on dev data by tools/calibrate_confidence.py.
+    """
+    if not probs:
+        return 0.0
+    if calibration is None:
+        return sum(probs) / len(probs)
+    logs = [math.log(max(p, 1e-9)) for p in probs]
+    a, b, c = calibration
+    z = a * sum(logs) / len(logs) + b * min(logs) + c
+    return 1.0 / (1.0 + math.exp(-z)) if z > -50 else 0.0
+
+
 def words_from_tokens(
-    tokens: Sequence[TokenSpan], vocabulary: Vocabulary, frame_seconds: float, offset: float = 0.0
+    tokens: Sequence[TokenSpan],
+    vocabulary: Vocabulary,
+    frame_seconds: float,
+    offset: float = 0.0,
+    calibration: Sequence[float] | None = None,
 ) -> tuple[Word, ...]:
     """Group character spans into words at the space token; times come from CTC frames.
 
     A word starts at its first character's first frame and ends after its last
-    character's last frame; its confidence is the mean of its characters' posteriors.
+    character's last frame; its confidence comes from its characters' posteriors
+    (``word_confidence``).
     """
     words: list[Word] = []
     current: list[TokenSpan] = []
@@ -74,7 +102,7 @@ def words_from_tokens(
                     word=vocabulary.decode(t.token for t in current),
                     start=round(offset + current[0].first_frame * frame_seconds, 3),
                     end=round(offset + (current[-1].last_frame + 1) * frame_seconds, 3),
-                    confidence=round(sum(t.prob for t in current) / len(current), 4),
+                    confidence=round(word_confidence([t.prob for t in current], calibration), 4),
                 )
             )
             current.clear()
@@ -101,9 +129,12 @@ class GreedyState:
 class GreedyDecoder:
     """Best path decoding: the most likely id per frame, repeats merged, blanks dropped."""
 
-    def __init__(self, vocabulary: Vocabulary, frame_seconds: float = 0.04) -> None:
+    def __init__(
+        self, vocabulary: Vocabulary, frame_seconds: float = 0.04, confidence: Sequence[float] | None = None
+    ) -> None:
         self.vocabulary = vocabulary
         self.frame_seconds = frame_seconds
+        self.confidence = confidence
 
     def start(self) -> GreedyState:
         return GreedyState()
@@ -131,7 +162,7 @@ class GreedyDecoder:
         """The hypothesis so far, without ending the stream; word times start at ``offset``."""
         tokens = _strip_spaces(state.tokens, self.vocabulary.space)
         text = " ".join(self.vocabulary.decode(t.token for t in tokens).split())
-        words = words_from_tokens(tokens, self.vocabulary, self.frame_seconds, offset)
+        words = words_from_tokens(tokens, self.vocabulary, self.frame_seconds, offset, self.confidence)
         return Hypothesis(text, tuple(tokens), words, state.score)
 
     def finish(self, state: GreedyState, offset: float = 0.0) -> Hypothesis:
@@ -180,32 +211,6 @@ def greedy_texts(logprobs: Tensor, lengths: Tensor, vocabulary: Vocabulary) -> l
     return texts
 
 
-@dataclass(frozen=True)
-class Beam:
-    """One prefix: its characters' spans and the log-probs of the paths ending in a blank
-    and in its last character (``last`` is that character, or 0 for an empty prefix)."""
-
-    tokens: tuple[TokenSpan, ...]
-    blank: float
-    nonblank: float
-
-    @property
-    def score(self) -> float:
-        return _logaddexp(self.blank, self.nonblank)
-
-    @property
-    def last(self) -> int:
-        return self.tokens[-1].token if self.tokens else 0
-
-
-@dataclass
-class BeamState:
-    """The beams after ``frames`` frames, best first."""
-
-    frames: int = 0
-    beams: list[Beam] = field(default_factory=lambda: [Beam((), 0.0, -math.inf)])
-
-
 def _logaddexp(a: float, b: float) -> float:
     if a == -math.inf:
         return b
@@ -215,11 +220,112 @@ def _logaddexp(a: float, b: float) -> float:
     return high + math.log1p(math.exp(low - high))
 
 
+def parse_hotword(spec: str) -> tuple[str, float]:
+    """``"WORD"``, ``"SOME PHRASE"`` or ``"WORD:BOOST"`` -> (normalised text, boost)."""
+    text, sep, boost = spec.rpartition(":")
+    if not sep:
+        text, boost = spec, ""
+    try:
+        value = float(boost) if boost else DEFAULT_HOTWORD_BOOST
+    except ValueError:
+        raise ValueError(f"hotword {spec!r}: the boost after ':' must be a number") from None
+    phrase = normalize(text)
+    if not phrase:
+        raise ValueError(f"hotword {spec!r} has no letters or digits")
+    return phrase, value
+
+
+class _Context:
+    """What a prefix's text means to the language side of the search: the word being
+    spelled, where it stands in the prefix trees, the LM state, and the text score.
+
+    ``bonus`` is what ranking adds to the acoustic score: the LM and word-bonus score of
+    the finished words, finished hotwords, and estimates for the word under way (its best
+    LM continuation and its partial hotword matches). It depends only on the prefix's
+    text, so prefixes that merge always agree on it.
+    """
+
+    __slots__ = ("bonus", "hot", "lexicon", "lm_state", "node", "word", "words_score")
+
+    def __init__(
+        self,
+        word: str,
+        node: PrefixNode | None,
+        lexicon: PrefixNode | None,
+        lm_state: tuple[str, ...],
+        words_score: float,
+        hot: tuple[tuple[int, int], ...],
+        bonus: float,
+    ) -> None:
+        self.word = word
+        self.node = node
+        self.lexicon = lexicon
+        self.lm_state = lm_state
+        self.words_score = words_score
+        self.hot = hot
+        self.bonus = bonus
+
+
+class _Beam:
+    """One prefix: its text key (a rolling hash of its ids), its last id, its spans (a
+    linked list ``(token, first_frame, last_frame, prob, parent)``), the log-probs of the
+    paths ending in a blank and in its last character, and its text context."""
+
+    __slots__ = ("blank", "context", "key", "last", "nonblank", "spans")
+
+    def __init__(
+        self, key: int, last: int, spans: tuple | None, blank: float, nonblank: float, context: _Context
+    ):
+        self.key = key
+        self.last = last
+        self.spans = spans
+        self.blank = blank
+        self.nonblank = nonblank
+        self.context = context
+
+    @property
+    def acoustic(self) -> float:
+        return _logaddexp(self.blank, self.nonblank)
+
+    @property
+    def score(self) -> float:
+        return _logaddexp(self.blank, self.nonblank) + self.context.bonus
+
+    def token_spans(self) -> list[TokenSpan]:
+        out = []
+        cell = self.spans
+        while cell is not None:
+            out.append(TokenSpan(cell[0], cell[1], cell[2], cell[3]))
+            cell = cell[4]
+        out.reverse()
+        return out
+
+
+@dataclass
+class BeamState:
+    """The beams after ``frames`` frames, best first; ``cache`` remembers the contexts of
+    extended prefixes, which stay the same from frame to frame."""
+
+    frames: int = 0
+    beams: list[_Beam] = field(default_factory=list)
+    cache: dict[tuple[int, int], _Context | None] = field(default_factory=dict)
+
+
+_HASH_MOD = (1 << 61) - 1
+_HASH_BASE = 1_000_003
+
+
 class BeamSearchDecoder:
-    """CTC prefix beam search over characters, incremental and exact in pieces.
+    """CTC prefix beam search over characters, incremental and exact in pieces, with
+    optional word n-gram LM fusion, a lexicon and hotwords.
 
     Works on any CTC model's ``(frames, vocab)`` log-probs given its vocabulary (blank
-    = 0). ``finish`` returns the best hypothesis; ``nbest`` the best few.
+    = 0, a space token between words). The score of a prefix is its CTC log-probability
+    plus ``lm_weight`` times the LM log-probability of its words plus ``word_bonus`` per
+    word, plus hotword boosts. ``lexicon`` restricts the output to the listed words (and
+    the hotwords). ``hotwords`` maps a word or phrase to its boost (natural log); the
+    boost grows letter by letter as a prefix spells the phrase, and is taken back when
+    the prefix turns away from it.
     """
 
     def __init__(
@@ -229,6 +335,12 @@ class BeamSearchDecoder:
         beam_size: int = DEFAULT_BEAM_SIZE,
         token_prune: float = DEFAULT_TOKEN_PRUNE,
         beam_prune: float = DEFAULT_BEAM_PRUNE,
+        lm: NgramLM | None = None,
+        lm_weight: float = DEFAULT_LM_WEIGHT,
+        word_bonus: float = DEFAULT_WORD_BONUS,
+        lexicon: Iterable[str] | None = None,
+        hotwords: Mapping[str, float] | Iterable[str] | None = None,
+        confidence: Sequence[float] | None = None,
     ) -> None:
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
@@ -237,80 +349,228 @@ class BeamSearchDecoder:
         self.beam_size = beam_size
         self.token_prune = token_prune
         self.beam_prune = beam_prune
+        self.lm = lm
+        self.lm_weight = lm_weight if lm is not None else 0.0
+        self.word_bonus = word_bonus if lm is not None else 0.0
+        self.confidence = confidence
+        self._chars = list(vocabulary.tokens)
+        self._space = vocabulary.space
+
+        if hotwords is None:
+            hotwords = {}
+        elif not isinstance(hotwords, Mapping):
+            hotwords = dict(parse_hotword(h) for h in hotwords)
+        self.hotwords = {normalize(k): float(v) for k, v in hotwords.items() if normalize(k)}
+        self._hot = [(phrase, boost) for phrase, boost in self.hotwords.items()]
+        self._hot_first: dict[str, list[int]] = {}
+        for i, (phrase, _) in enumerate(self._hot):
+            self._hot_first.setdefault(phrase[0], []).append(i)
+        hot_words = {w for phrase in self.hotwords for w in phrase.split()}
+
+        self._tree: PrefixNode | None = None
+        self._unk = 0.0
+        self._floor = 0.0
+        self._hot_oov: set[str] = set()
+        if lm is not None:
+            self._unk = lm.unk_log10 * LN10
+            tree = lm.prefix_tree()
+            # Hotwords the LM does not know score like its rarest known word, not like <unk>.
+            self._hot_oov = {w for w in hot_words if w not in lm.words}
+            if self._hot_oov:
+                self._floor = min((n.best for n in _leaves(tree)), default=self._unk)
+            for word in self._hot_oov:
+                tree = _insert_copy(tree, word, self._floor)
+            self._tree = tree
+        self._lexicon: PrefixNode | None = None
+        if lexicon is not None:
+            words = {w for entry in lexicon for w in normalize(entry).split()} | hot_words
+            if not words:
+                raise ValueError("the lexicon lists no words")
+            self._lexicon = build_prefix_tree(dict.fromkeys(words, 0.0))
+        self._root = _Context("", self._tree, self._lexicon, lm.begin() if lm else (), 0.0, (), 0.0)
 
     def start(self) -> BeamState:
-        return BeamState()
+        return BeamState(beams=[_Beam(0, 0, None, 0.0, -math.inf, self._root)])
 
     def step(self, logprobs: Tensor, state: BeamState) -> BeamState:
         """Consume ``(frames, vocab)`` log-probs of one stream; returns the updated state."""
         _check_shape(logprobs, self.vocabulary)
         rows = logprobs.detach().float().tolist()
         for i, row in enumerate(rows):
-            state.beams = self._frame(row, state.frames + i, state.beams)
+            state.beams = self._frame(row, state.frames + i, state.beams, state.cache)
         state.frames += len(rows)
+        if len(state.cache) > 50_000:
+            live = {b.key for b in state.beams}
+            state.cache = {k: v for k, v in state.cache.items() if k[0] in live}
         return state
 
-    def _frame(self, row: list[float], frame: int, beams: list[Beam]) -> list[Beam]:
-        best = max(row)
-        candidates = [(t, lp) for t, lp in enumerate(row) if t != 0 and lp >= best - self.token_prune]
-        blank_lp = row[0]
-        # prefix -> [blank, nonblank, spans, score of the path that set the spans]
-        next_beams: dict[tuple[int, ...], list] = {}
+    def _extend(self, context: _Context, token: int) -> _Context | None:
+        """The context after appending ``token``, or None when the lexicon forbids it."""
+        ch = self._chars[token]
+        words_score = context.words_score
+        lm_state = context.lm_state
+        if token == self._space:
+            word = context.word
+            if not word:
+                return None  # no leading or doubled spaces: they spell nothing
+            if context.lexicon is not None and not context.lexicon.is_word:
+                return None
+            words_score += self._word_score(lm_state, word)
+            if self.lm is not None:
+                lm_state = self.lm.score(lm_state, word)[1]
+            hot, done = self._advance_hot(context.hot, ch, False)
+            words_score += done
+            return _Context(
+                "",
+                self._tree,
+                self._lexicon,
+                lm_state,
+                words_score,
+                hot,
+                words_score + self._hot_estimate(hot),
+            )
+        lexicon = context.lexicon
+        if lexicon is not None:
+            lexicon = lexicon.children.get(ch)
+            if lexicon is None:
+                return None
+        node = context.node.children.get(ch) if context.node is not None else None
+        hot, done = self._advance_hot(context.hot, ch, not context.word)
+        words_score += done
+        estimate = 0.0
+        if self.lm is not None:
+            estimate = self.lm_weight * (node.best if node is not None else self._unk) + self.word_bonus
+        estimate += self._hot_estimate(hot)
+        return _Context(context.word + ch, node, lexicon, lm_state, words_score, hot, words_score + estimate)
 
-        def add(key: tuple[int, ...], blank: float, nonblank: float, spans: tuple[TokenSpan, ...]) -> None:
-            entry = next_beams.get(key)
-            path = _logaddexp(blank, nonblank)
-            if entry is None:
-                next_beams[key] = [blank, nonblank, spans, path]
-                return
-            entry[0] = _logaddexp(entry[0], blank)
-            entry[1] = _logaddexp(entry[1], nonblank)
-            if path > entry[3]:
-                entry[2], entry[3] = spans, path
+    def _hot_estimate(self, hot: tuple[tuple[int, int], ...]) -> float:
+        """The boost earned so far by the best partial hotword match."""
+        if not hot:
+            return 0.0
+        return max(self._hot[i][1] * k / len(self._hot[i][0]) for i, k in hot)
+
+    def _word_score(self, lm_state: tuple[str, ...], word: str) -> float:
+        if self.lm is None:
+            return 0.0
+        logprob = self._floor if word in self._hot_oov else self.lm.score(lm_state, word)[0]
+        return self.lm_weight * logprob + self.word_bonus
+
+    def _advance_hot(
+        self, hot: tuple[tuple[int, int], ...], ch: str, word_start: bool
+    ) -> tuple[tuple[tuple[int, int], ...], float]:
+        """Hotword matches after ``ch``, and the boosts of phrases it completed."""
+        if not self._hot:
+            return (), 0.0
+        out, done = [], 0.0
+        for i, k in hot:
+            phrase = self._hot[i][0]
+            if k < len(phrase):
+                if phrase[k] == ch:
+                    out.append((i, k + 1))
+            elif ch == " ":
+                done += self._hot[i][1]
+        if word_start:
+            out += [(i, 1) for i in self._hot_first.get(ch, ())]
+        return tuple(out), done
+
+    def _frame(
+        self, row: list[float], frame: int, beams: list[_Beam], cache: dict[tuple[int, int], _Context | None]
+    ) -> list[_Beam]:
+        best = max(row)
+        floor = best - self.token_prune
+        candidates = [(t, lp) for t, lp in enumerate(row) if t and lp >= floor]
+        blank_lp = row[0]
+        # key -> [blank, nonblank, spans, best path log-prob, last, context]
+        table: dict[int, list] = {}
 
         for beam in beams:
-            key = tuple(t.token for t in beam.tokens)
-            total = beam.score
+            key = beam.key
+            total = _logaddexp(beam.blank, beam.nonblank)
+            spans = beam.spans
             # The prefix stays as it is: a blank, or its last character held.
-            add(key, total + blank_lp, -math.inf, beam.tokens)
-            if beam.tokens:
-                last = beam.tokens[-1]
-                held = TokenSpan(
-                    last.token, last.first_frame, frame, max(last.prob, math.exp(row[last.token]))
-                )
-                add(key, -math.inf, beam.nonblank + row[last.token], (*beam.tokens[:-1], held))
+            _merge(table, key, total + blank_lp, -math.inf, spans, beam.last, beam.context)
+            if spans is not None and beam.nonblank > -math.inf:
+                lp_last = row[beam.last]
+                prob = math.exp(lp_last)
+                held = (spans[0], spans[1], frame, prob if prob > spans[3] else spans[3], spans[4])
+                _merge(table, key, -math.inf, beam.nonblank + lp_last, held, beam.last, beam.context)
             for token, lp in candidates:
-                span = TokenSpan(token, frame, frame, math.exp(lp))
-                # A repeated character needs a blank between: only the blank-ending paths extend.
+                ck = (key, token)
+                context = cache.get(ck, _MISSING)
+                if context is _MISSING:
+                    context = cache[ck] = self._extend(beam.context, token)
+                if context is None:
+                    continue
+                # A repeated character needs a blank between: only blank-ending paths extend.
                 source = beam.blank if token == beam.last else total
-                add((*key, token), -math.inf, source + lp, (*beam.tokens, span))
-        ranked = sorted(next_beams.values(), key=lambda e: _logaddexp(e[0], e[1]), reverse=True)
-        top = _logaddexp(ranked[0][0], ranked[0][1])
-        return [
-            Beam(spans, blank, nonblank)
-            for blank, nonblank, spans, _ in ranked[: self.beam_size]
-            if _logaddexp(blank, nonblank) >= top - self.beam_prune
-        ]
+                if source == -math.inf:
+                    continue
+                new_key = (key * _HASH_BASE + token + 1) % _HASH_MOD
+                cell = (token, frame, frame, math.exp(lp), beam.spans)
+                _merge(table, new_key, -math.inf, source + lp, cell, token, context)
 
-    def _hypothesis(self, beam: Beam, offset: float) -> Hypothesis:
-        tokens = _strip_spaces(beam.tokens, self.vocabulary.space)
+        ranked = sorted(
+            table.items(), key=lambda kv: _logaddexp(kv[1][0], kv[1][1]) + kv[1][5].bonus, reverse=True
+        )
+        top = None
+        out = []
+        for key, (blank, nonblank, spans, _, last, context) in ranked[: self.beam_size]:
+            score = _logaddexp(blank, nonblank) + context.bonus
+            if top is None:
+                top = score
+            elif score < top - self.beam_prune:
+                break
+            out.append(_Beam(key, last, spans, blank, nonblank, context))
+        return out
+
+    def _final_beams(self, state: BeamState) -> list[tuple[float, _Beam]]:
+        """The beams rescored as complete utterances: the open word finished (or dropped
+        when the lexicon does not list it) and the LM's end of sentence added."""
+        scored = []
+        for beam in state.beams:
+            context = beam.context
+            if context.word:
+                closed = self._extend(context, self._space)
+                if closed is None:
+                    continue
+                context = closed
+            bonus = context.words_score
+            if self.lm is not None:
+                bonus += self.lm_weight * self.lm.score(context.lm_state, EOS)[0]
+            bonus += sum(self._hot[i][1] for i, k in context.hot if k == len(self._hot[i][0]))
+            scored.append((beam.acoustic + bonus, beam))
+        if not scored:  # the lexicon rejected every ending: fall back to the best beam
+            scored = [(b.score, b) for b in state.beams[:1]]
+        scored.sort(key=lambda sb: sb[0], reverse=True)
+        return scored
+
+    def _hypothesis(self, beam: _Beam, score: float, offset: float) -> Hypothesis:
+        tokens = _strip_spaces(beam.token_spans(), self._space)
         text = " ".join(self.vocabulary.decode(t.token for t in tokens).split())
-        words = words_from_tokens(tokens, self.vocabulary, self.frame_seconds, offset)
-        return Hypothesis(text, tuple(tokens), words, beam.score)
+        words = words_from_tokens(tokens, self.vocabulary, self.frame_seconds, offset, self.confidence)
+        return Hypothesis(text, tuple(tokens), words, score)
 
     def hypothesis(self, state: BeamState, offset: float = 0.0) -> Hypothesis:
         """The best hypothesis so far, without ending the stream."""
-        return self._hypothesis(state.beams[0], offset)
+        if not state.beams:
+            state.beams = self.start().beams
+        beam = state.beams[0]
+        return self._hypothesis(beam, beam.score, offset)
 
     def finish(self, state: BeamState, offset: float = 0.0) -> Hypothesis:
         """End the stream and return its best hypothesis; word times start at ``offset``."""
-        return self.hypothesis(state, offset)
+        if not state.beams:
+            state.beams = self.start().beams
+        score, beam = self._final_beams(state)[0]
+        return self._hypothesis(beam, score, offset)
 
     def nbest(self, state: BeamState, n: int = DEFAULT_NBEST, offset: float = 0.0) -> list[Hypothesis]:
-        """The ``n`` best distinct transcripts, best first."""
+        """The ``n`` best distinct transcripts of the ended stream, best first."""
+        if not state.beams:
+            state.beams = self.start().beams
         out: list[Hypothesis] = []
-        for beam in state.beams:
-            hyp = self._hypothesis(beam, offset)
+        for score, beam in self._final_beams(state):
+            hyp = self._hypothesis(beam, score, offset)
             if all(h.text != hyp.text for h in out):
                 out.append(hyp)
             if len(out) == n:
@@ -324,7 +584,9 @@ class BeamSearchDecoder:
     def settled_words(self, state: BeamState) -> int:
         """Leading words of the best hypothesis that every beam shares, each closed by a
         space in every beam: every later beam extends a current one, so they are final."""
-        texts = [self.vocabulary.decode(t.token for t in b.tokens).lstrip(" ") for b in state.beams]
+        texts = [self.vocabulary.decode(t.token for t in b.token_spans()) for b in state.beams]
+        if not texts:
+            return 0
         common = texts[0]
         for text in texts[1:]:
             n = 0
@@ -333,3 +595,47 @@ class BeamSearchDecoder:
             common = common[:n]
         cut = common.rfind(" ")
         return len(common[:cut].split()) if cut > 0 else 0
+
+
+_MISSING = _Context("", None, None, (), 0.0, (), 0.0)
+
+
+def _merge(
+    table: dict[int, list], key: int, blank: float, nonblank: float, spans, last: int, context
+) -> None:
+    """Add paths into the prefix ``key``; its spans follow its single most likely path."""
+    path = _logaddexp(blank, nonblank)
+    entry = table.get(key)
+    if entry is None:
+        table[key] = [blank, nonblank, spans, path, last, context]
+        return
+    entry[0] = _logaddexp(entry[0], blank)
+    entry[1] = _logaddexp(entry[1], nonblank)
+    if path > entry[3]:
+        entry[2], entry[3] = spans, path
+
+
+def _leaves(node: PrefixNode) -> Iterator[PrefixNode]:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.is_word:
+            yield n
+        stack.extend(n.children.values())
+
+
+def _insert_copy(root: PrefixNode, word: str, logprob: float) -> PrefixNode:
+    """A tree with ``word`` added, sharing every node off its path with ``root``."""
+    new_root = PrefixNode(dict(root.children), max(root.best, logprob), root.is_word)
+    node = new_root
+    for ch in word:
+        old = node.children.get(ch)
+        child = (
+            PrefixNode(dict(old.children), max(old.best, logprob), old.is_word)
+            if old is not None
+            else PrefixNode(best=logprob)
+        )
+        node.children[ch] = child
+        node = child
+    node.is_word = True
+    return new_root

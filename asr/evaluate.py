@@ -14,8 +14,7 @@ import numpy as np
 from asr.audio import AudioError, load_audio
 from asr.checkpoint import Bundle
 from asr.data import Utterance
-from asr.decoding import DEFAULT_BEAM_SIZE
-from asr.streaming import Recognizer, Result, transcribe
+from asr.streaming import DecoderOptions, Recognizer, Result, transcribe
 from asr.text import normalize
 
 
@@ -102,8 +101,7 @@ def evaluate_manifest(
     utterances: Sequence[Utterance],
     bundle: Bundle,
     on_error: Callable[[str], None] = lambda message: None,
-    decoder: str = "greedy",
-    beam_size: int = DEFAULT_BEAM_SIZE,
+    decoder: str | DecoderOptions = "greedy",
     stream_chunk: float = 0.0,
 ) -> Report:
     """Transcribe every utterance and score it, overall, by subset and by speaker.
@@ -114,7 +112,7 @@ def evaluate_manifest(
     """
     rows, failed, traces = [], [], []
     audio_seconds = compute_seconds = 0.0
-    recognizer = Recognizer(bundle, decoder=decoder, beam_size=beam_size) if stream_chunk else None
+    recognizer = Recognizer(bundle, decoder=decoder) if stream_chunk else None
     for utt in utterances:
         began = time.perf_counter()
         try:
@@ -123,7 +121,7 @@ def evaluate_manifest(
                 traces.append(trace)
                 result = Result(" ".join(r.text for r in trace.finals), duration=trace.audio_seconds)
             else:
-                result = transcribe(utt.audio, bundle, decoder=decoder, beam_size=beam_size)
+                result = transcribe(utt.audio, bundle, decoder=decoder)
         except AudioError as e:
             failed.append(utt.audio)
             on_error(str(e))

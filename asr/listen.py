@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -165,15 +166,24 @@ def run(recognizer: Recognizer, source: MicrophoneSource, view: LiveView) -> int
     Ctrl-C flushes the stream, so the last words are still printed.
     """
     stream = recognizer.stream()
-    with source:
-        try:
-            while True:
-                block = source.read()
+    stop = threading.Event()
+    # Ctrl-C only sets a flag that the loop checks between blocks: an interrupt landing
+    # in the middle of accept_waveform would leave the stream's buffers half updated.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    try:
+        with source:
+            while not stop.is_set():
+                block = source.read(timeout=0.1)
                 if block is None:
                     break
                 for event in stream.accept_waveform(block, source.sample_rate):
                     view.event(event)
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:  # only when the handler could not be installed
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     view.final(stream.finish())
     return source.overflows

@@ -15,6 +15,8 @@ stream goes on with the next one, keeping only what the next frames need.
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -25,22 +27,106 @@ import soxr
 import torch
 
 from asr.audio import SAMPLE_RATE, AudioReader, as_float32, check_sample_rate, load_audio, resample
-from asr.checkpoint import Bundle, load_model
-from asr.decoding import DEFAULT_BEAM_SIZE, BeamSearchDecoder, BeamState, GreedyDecoder, GreedyState, Word
+from asr.checkpoint import Bundle, default_lm_path, load_model
+from asr.decoding import (
+    DEFAULT_BEAM_SIZE,
+    DEFAULT_LM_WEIGHT,
+    DEFAULT_WORD_BONUS,
+    BeamSearchDecoder,
+    BeamState,
+    GreedyDecoder,
+    GreedyState,
+    Hypothesis,
+    Word,
+    parse_hotword,
+)
 from asr.features import StreamingFeatures, log_mel
+from asr.lm import NgramLM, load_lm, read_lexicon
 from asr.model import ModelState
 
 #: Feature frames the model reads at a time in offline transcription (bounded memory).
 OFFLINE_CHUNK_FRAMES = 3000
 
 
-def make_decoder(bundle: Bundle, name: str = "greedy", beam_size: int = DEFAULT_BEAM_SIZE):
-    """The decoder called ``name`` ("greedy" or "beam") for a model's vocabulary and frames."""
-    if name == "greedy":
-        return GreedyDecoder(bundle.vocabulary, bundle.frame_seconds)
-    if name == "beam":
-        return BeamSearchDecoder(bundle.vocabulary, bundle.frame_seconds, beam_size)
-    raise ValueError(f"unknown decoder {name!r}: use 'greedy' or 'beam'")
+@dataclass(frozen=True)
+class DecoderOptions:
+    """How to turn log-probs into text.
+
+    ``decoder``: "greedy" (best path) or "beam" (CTC prefix beam search of ``beam_size``).
+    The beam search can fuse a word LM: ``lm`` is an ARPA file, "default" for the LM
+    bundled with the package (none when it is absent), or None; ``lm_weight`` (alpha)
+    and ``word_bonus`` (beta) weigh it. ``lexicon`` (a file of words, or the words)
+    restricts the output to listed words. ``hotwords`` are "WORD", "PHRASE" or
+    "WORD:BOOST" specs. ``nbest`` > 1 asks for that many alternatives.
+    """
+
+    decoder: str = "greedy"
+    beam_size: int = DEFAULT_BEAM_SIZE
+    lm: str | None = "default"
+    lm_weight: float = DEFAULT_LM_WEIGHT
+    word_bonus: float = DEFAULT_WORD_BONUS
+    lexicon: str | tuple[str, ...] | None = None
+    hotwords: tuple[str, ...] = ()
+    nbest: int = 1
+
+    def __post_init__(self) -> None:
+        if self.decoder not in ("greedy", "beam"):
+            raise ValueError(f"unknown decoder {self.decoder!r}: use 'greedy' or 'beam'")
+        if self.decoder == "greedy" and (self.lexicon or self.hotwords or self.nbest > 1):
+            raise ValueError("a lexicon, hotwords and n-best lists need the beam decoder (decoder='beam')")
+        if self.nbest < 1:
+            raise ValueError(f"nbest must be at least 1, got {self.nbest}")
+
+
+def _options(decoder: str | DecoderOptions, beam_size: int) -> DecoderOptions:
+    return decoder if isinstance(decoder, DecoderOptions) else DecoderOptions(decoder, beam_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_lm(path: str) -> NgramLM:
+    return load_lm(path)
+
+
+def make_decoder(
+    bundle: Bundle, options: str | DecoderOptions = "greedy", beam_size: int = DEFAULT_BEAM_SIZE
+) -> GreedyDecoder | BeamSearchDecoder:
+    """The decoder that ``options`` (or a decoder name) describe, for a model's vocabulary
+    and frame rate. LM files are read once per process and shared. Raises ValueError
+    (LanguageModelError) for an unreadable LM or lexicon."""
+    options = _options(options, beam_size)
+    calibration = bundle.metadata.get("confidence")
+    if options.decoder == "greedy":
+        return GreedyDecoder(bundle.vocabulary, bundle.frame_seconds, calibration)
+    lm = None
+    if options.lm == "default":
+        path = default_lm_path()
+        lm = _cached_lm(str(path)) if path.exists() else None
+    elif options.lm:
+        lm = _cached_lm(os.path.abspath(options.lm))
+    lexicon = options.lexicon
+    if isinstance(lexicon, str):
+        lexicon = tuple(read_lexicon(lexicon))
+    return BeamSearchDecoder(
+        bundle.vocabulary,
+        bundle.frame_seconds,
+        options.beam_size,
+        lm=lm,
+        lm_weight=options.lm_weight,
+        word_bonus=options.word_bonus,
+        lexicon=lexicon,
+        hotwords=dict(parse_hotword(h) for h in options.hotwords),
+        confidence=calibration,
+    )
+
+
+def alternatives(hypotheses: Sequence[Hypothesis]) -> tuple[tuple[str, float], ...]:
+    """N-best texts with their posterior probability among the list (scores softmaxed)."""
+    if not hypotheses:
+        return ()
+    top = max(h.score for h in hypotheses)
+    weights = [math.exp(h.score - top) for h in hypotheses]
+    total = sum(weights)
+    return tuple((h.text, round(w / total, 4)) for h, w in zip(hypotheses, weights, strict=True))
 
 
 @dataclass(frozen=True)
@@ -56,6 +142,8 @@ class Result:
     words: tuple[Word, ...] = ()
     duration: float = 0.0
     start: float = 0.0
+    #: Alternative transcripts ``(text, posterior)``, best first (beam search with nbest > 1).
+    nbest: tuple[tuple[str, float], ...] = ()
 
     @property
     def text(self) -> str:
@@ -66,12 +154,13 @@ def transcribe(
     audio: str | os.PathLike[str] | np.ndarray,
     model: Bundle | None = None,
     sample_rate: int = SAMPLE_RATE,
-    decoder: str = "greedy",
+    decoder: str | DecoderOptions = "greedy",
     beam_size: int = DEFAULT_BEAM_SIZE,
 ) -> Result:
     """Transcribe a file, or a ``(samples,)`` array at ``sample_rate``.
 
-    ``decoder`` is "greedy" (best path) or "beam" (CTC prefix beam search, ``beam_size``).
+    ``decoder`` is "greedy" (best path), "beam" (CTC prefix beam search of ``beam_size``
+    with the default LM) or DecoderOptions (LM, lexicon, hotwords, n-best).
 
     Loads the bundled default model when ``model`` is None. Raises AudioError for a file
     that cannot be read and ValueError for an unusable array.
@@ -83,7 +172,8 @@ def transcribe(
     else:
         samples = load_audio(audio, rate)
     feats = log_mel(samples, bundle.features)
-    search = make_decoder(bundle, decoder, beam_size)
+    options = _options(decoder, beam_size)
+    search = make_decoder(bundle, options)
     state, decoded = None, search.start()
     device = bundle.model.feat_mean.device
     streaming = bundle.model.config.streaming
@@ -98,7 +188,10 @@ def transcribe(
             state = new_state
             decoded = search.step(logprobs[0].cpu(), decoded)
     hypothesis = search.finish(decoded)
-    return Result(hypothesis.text, "", hypothesis.words, samples.shape[0] / rate)
+    nbest = ()
+    if options.nbest > 1 and isinstance(search, BeamSearchDecoder):
+        nbest = alternatives(search.nbest(decoded, options.nbest))
+    return Result(hypothesis.text, "", hypothesis.words, samples.shape[0] / rate, nbest=nbest)
 
 
 def join_results(parts: Sequence[Result]) -> Result:
@@ -153,7 +246,7 @@ class Recognizer:
         model: Bundle | None = None,
         endpoint: EndpointConfig = EndpointConfig(),
         chunk_frames: int = CHUNK_FRAMES,
-        decoder: str = "greedy",
+        decoder: str | DecoderOptions = "greedy",
         beam_size: int = DEFAULT_BEAM_SIZE,
     ) -> None:
         self.bundle = model if model is not None else load_model()

@@ -22,6 +22,7 @@ class Transcript:
     text: str
     words: Sequence[Word]
     duration: float
+    nbest: Sequence[tuple[str, float]] = ()
 
 
 def cues(words: Sequence[Word]) -> list[tuple[float, float, str]]:
@@ -68,6 +69,7 @@ def write_json(t: Transcript) -> str:
                     for w in t.words
                 ],
                 "duration": round(t.duration, 3),
+                **({"nbest": [{"text": text, "posterior": p} for text, p in t.nbest]} if t.nbest else {}),
             }
         )
         + "\n"

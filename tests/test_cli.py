@@ -186,3 +186,39 @@ def test_output_dir_keeps_inputs_with_the_same_name(
     )
     assert done.returncode == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["tone-2.txt", "tone.txt"]
+
+
+def test_beam_options_nbest_and_hotwords(tmp_path: Path, audio: Path, tiny_model_file: Path) -> None:
+    arpa = tmp_path / "lm.arpa"
+    arpa.write_text(
+        "\\data\\\nngram 1=4\n\n\\1-grams:\n-0.5\t</s>\n-99\t<s>\n-1.0\t<unk>\n-0.6\tgo\n\\end\\\n"
+    )
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("go\nstop\n")
+    done = asr(
+        "transcribe", "--model", str(tiny_model_file), "--format", "json", "--nbest", "3",
+        "--lm", str(arpa), "--hotword", "stop:2", "--lexicon", str(lexicon), str(audio),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert 1 <= len(result["nbest"]) <= 3
+    assert result["nbest"][0]["text"] == result["text"]
+    assert sum(alt["posterior"] for alt in result["nbest"]) == pytest.approx(1.0, abs=1e-3)
+    assert set(result["text"].split()) <= {"go", "stop"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--decoder", "greedy", "--hotword", "x"], "need --decoder beam"),
+        (["--lm", "missing.arpa"], "no such language model file"),
+        (["--hotword", "x:lots"], "must be a number"),
+        (["--decoder", "beam", "--lexicon", "missing.txt"], "no such lexicon file"),
+    ],
+)
+def test_bad_decoder_options_are_usage_errors(
+    audio: Path, tiny_model_file: Path, flags: list[str], message: str
+) -> None:
+    done = asr("transcribe", "--model", str(tiny_model_file), *flags, str(audio))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr and "Traceback" not in done.stderr

@@ -156,3 +156,114 @@ def test_settled_words_are_shared_by_every_beam() -> None:
     greedy = GreedyDecoder(VOCAB)
     assert greedy.settled_words(greedy.step(logprobs_for("__go_ _ho"), greedy.start())) == 1
     assert greedy.settled_words(greedy.step(logprobs_for("__go_ "), greedy.start())) == 1
+
+
+def spelled(text: str, doubt: dict[int, dict[str, float]] | None = None) -> torch.Tensor:
+    """Log-probs that spell ``text`` one character per frame with blanks between; frame
+    ``i`` of ``doubt`` replaces that character's frame with the given distribution."""
+    rows: list[dict[str, float]] = [{"_": 0.95}]
+    for i, ch in enumerate(text):
+        rows.append((doubt or {}).get(i, {ch: 0.95}))
+        rows.append({"_": 0.95})
+    return probs_to_logprobs(rows)
+
+
+def tiny_lm(tmp_path, sentences: list[str]):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    import build_lm
+
+    from asr.lm import load_lm
+
+    path = str(tmp_path / "lm.arpa")
+    build_lm.write_arpa(build_lm.estimate([s.split() for s in sentences * 5], order=3), path)
+    return load_lm(path)
+
+
+TEXT = ["the cat sat on the mat", "a cat ate the fish", "the dog sat", "turn on the lights", "the red car"]
+
+
+def test_lm_fusion_picks_the_likely_word(tmp_path) -> None:
+    # Acoustically "cut" is a little more likely than "cat"; the LM knows "the cat sat".
+    lp = spelled("the cat sat", {5: {"u": 0.5, "a": 0.45}})
+    assert BeamSearchDecoder(VOCAB, beam_size=8).decode(lp).text == "the cut sat"
+    lm = tiny_lm(tmp_path, TEXT)
+    with_lm = BeamSearchDecoder(VOCAB, beam_size=8, lm=lm, lm_weight=1.0, word_bonus=0.0)
+    hyp = with_lm.decode(lp)
+    assert hyp.text == "the cat sat"
+    assert [w.word for w in hyp.words] == ["the", "cat", "sat"]
+    # The score is the acoustic log-prob plus the weighted LM log-prob of the sentence
+    # (up to the mass of alignments that the two searches pruned differently).
+    plain = BeamSearchDecoder(VOCAB, beam_size=8)
+    acoustic = next(h for h in plain.nbest(plain.step(lp, plain.start()), 5) if h.text == "the cat sat").score
+    expected = acoustic + lm.sentence_log10(["the", "cat", "sat"]) * math.log(10)
+    assert hyp.score == pytest.approx(expected, abs=0.05)
+
+
+def test_lexicon_restricts_words(tmp_path) -> None:
+    lp = spelled("hellp world", {4: {"p": 0.6, "o": 0.35}})
+    assert BeamSearchDecoder(VOCAB, beam_size=8).decode(lp).text == "hellp world"
+    decoder = BeamSearchDecoder(VOCAB, beam_size=8, lexicon=["hello", "world", "word"])
+    assert decoder.decode(lp).text == "hello world"
+    # Nothing in the lexicon fits: the decoder still answers, with its best beam.
+    assert isinstance(BeamSearchDecoder(VOCAB, lexicon=["zebra"]).decode(lp).text, str)
+
+
+def test_hotword_recovers_a_rare_word(tmp_path) -> None:
+    # "zark" is acoustically a bit less likely than "dark", and the LM has never seen it.
+    lp = spelled("the zark car", {4: {"d": 0.55, "z": 0.4}})
+    lm = tiny_lm(tmp_path, [*TEXT, "the dark car"])
+    plain = BeamSearchDecoder(VOCAB, beam_size=8, lm=lm)
+    assert plain.decode(lp).text == "the dark car"
+    boosted = BeamSearchDecoder(VOCAB, beam_size=8, lm=lm, hotwords={"zark": 4.0})
+    assert boosted.decode(lp).text == "the zark car"
+    # Phrases and "WORD:BOOST" specs; the boost only counts for the whole phrase.
+    phrase = BeamSearchDecoder(VOCAB, beam_size=8, hotwords=["zark car:3"])
+    assert phrase.decode(lp).text == "the zark car"
+    assert BeamSearchDecoder(VOCAB, beam_size=8, hotwords=["zark cat:3"]).decode(lp).text == "the dark car"
+
+
+def test_hotword_specs() -> None:
+    from asr.decoding import DEFAULT_HOTWORD_BOOST, parse_hotword
+
+    assert parse_hotword("Kubernetes") == ("kubernetes", DEFAULT_HOTWORD_BOOST)
+    assert parse_hotword("New York:2.5") == ("new york", 2.5)
+    with pytest.raises(ValueError, match="must be a number"):
+        parse_hotword("word:lots")
+    with pytest.raises(ValueError, match="no letters"):
+        parse_hotword("?!:3")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=9), max_size=20))
+def test_lm_beam_pieces_equal_whole(tmp_path_factory, sizes: list[int]) -> None:
+    lm = _LM.get("lm") or _LM.setdefault("lm", tiny_lm(tmp_path_factory.mktemp("lm"), TEXT))
+    decoder = BeamSearchDecoder(VOCAB, beam_size=6, lm=lm, hotwords={"the cat": 2.0})
+    lp = spelled("turn on the cat sat", {1: {"u": 0.5, "o": 0.4}, 13: {"a": 0.5, "u": 0.4}})
+    state, start = decoder.start(), 0
+    for size in [*sizes, lp.shape[0]]:
+        state = decoder.step(lp[start : start + size], state)
+        start += size
+    pieces = decoder.nbest(state, 3)
+    whole = decoder.nbest(decoder.step(lp, decoder.start()), 3)
+    assert [(h.text, h.words, round(h.score, 6)) for h in pieces] == [
+        (h.text, h.words, round(h.score, 6)) for h in whole
+    ]
+
+
+_LM: dict = {}
+
+
+def test_calibrated_confidence() -> None:
+    from asr.decoding import word_confidence
+
+    assert word_confidence([0.9, 0.5]) == pytest.approx(0.7)
+    # sigmoid(a * mean log + b * min log + c)
+    logs = [math.log(0.9), math.log(0.5)]
+    z = 2.0 * sum(logs) / 2 + 1.0 * min(logs) + 0.5
+    assert word_confidence([0.9, 0.5], (2.0, 1.0, 0.5)) == pytest.approx(1 / (1 + math.exp(-z)))
+    hyp = GreedyDecoder(VOCAB, confidence=(2.0, 1.0, 0.5)).decode(logprobs_for("_go_", 0.9))
+    z = 2.0 * math.log(0.9) + math.log(0.9) + 0.5
+    assert hyp.words[0].confidence == pytest.approx(1 / (1 + math.exp(-z)), abs=1e-4)
