@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -171,10 +171,22 @@ def transcribe(
         samples = resample(as_float32(audio), check_sample_rate(sample_rate), rate)
     else:
         samples = load_audio(audio, rate)
-    feats = log_mel(samples, bundle.features)
     options = _options(decoder, beam_size)
     search = make_decoder(bundle, options)
-    state, decoded = None, search.start()
+    decoded = search.start()
+    for logprobs in _logprob_chunks(samples, bundle):
+        decoded = search.step(logprobs, decoded)
+    hypothesis = search.finish(decoded)
+    nbest = ()
+    if options.nbest > 1 and isinstance(search, BeamSearchDecoder):
+        nbest = alternatives(search.nbest(decoded, options.nbest))
+    return Result(hypothesis.text, "", hypothesis.words, samples.shape[0] / rate, nbest=nbest)
+
+
+def _logprob_chunks(samples: np.ndarray, bundle: Bundle) -> Iterator[torch.Tensor]:
+    """The model's ``(frames, vocab)`` log-probs of 16 kHz samples, a bounded chunk at a time."""
+    feats = log_mel(samples, bundle.features)
+    state = None
     device = bundle.model.feat_mean.device
     streaming = bundle.model.config.streaming
     # A whole-utterance bidirectional model needs all frames at once; the others stream.
@@ -184,14 +196,22 @@ def transcribe(
             chunk = feats[begin : begin + step].unsqueeze(0).to(device)
             lengths = torch.tensor([chunk.shape[1]], device=device)
             last = begin + step >= feats.shape[0]
-            logprobs, _, new_state = bundle.model(chunk, lengths, state if streaming else None, final=last)
-            state = new_state
-            decoded = search.step(logprobs[0].cpu(), decoded)
-    hypothesis = search.finish(decoded)
-    nbest = ()
-    if options.nbest > 1 and isinstance(search, BeamSearchDecoder):
-        nbest = alternatives(search.nbest(decoded, options.nbest))
-    return Result(hypothesis.text, "", hypothesis.words, samples.shape[0] / rate, nbest=nbest)
+            logprobs, _, state = bundle.model(chunk, lengths, state if streaming else None, final=last)
+            yield logprobs[0].cpu()
+
+
+def compute_logprobs(
+    audio: str | os.PathLike[str] | np.ndarray, model: Bundle | None = None, sample_rate: int = SAMPLE_RATE
+) -> torch.Tensor:
+    """The model's CTC log-probs ``(frames, vocab)`` for a file or a ``(samples,)`` array,
+    for decoders used on their own (``BeamSearchDecoder(...).decode(logprobs)``)."""
+    bundle = model if model is not None else load_model()
+    rate = bundle.features.sample_rate
+    if isinstance(audio, np.ndarray):
+        samples = resample(as_float32(audio), check_sample_rate(sample_rate), rate)
+    else:
+        samples = load_audio(audio, rate)
+    return torch.cat(list(_logprob_chunks(samples, bundle)))
 
 
 def join_results(parts: Sequence[Result]) -> Result:
