@@ -36,3 +36,57 @@ def test_bench_pocketsphinx_scores_both_systems(corpus: Path, tiny_model_file: P
     # tiny model gets (almost) none.
     assert report["results"]["pocketsphinx"]["all"]["wer"] < report["results"]["asr"]["all"]["wer"]
     assert report["rtf"]["pocketsphinx"] > 0 and report["rtf"]["asr"] > 0
+
+
+def tiny_arpa(path: Path) -> Path:
+    sys.path.insert(0, str(ROOT / "tools"))
+    import build_lm
+
+    sentences = [line.split() for line in ["the cat sat", "turn on the lights", "a dog sat on the mat"] * 3]
+    build_lm.write_arpa(build_lm.estimate(sentences, order=2), str(path))
+    return path
+
+
+def test_bench_decoders_compares_on_the_same_logprobs(
+    corpus: Path, tiny_model_file: Path, tmp_path: Path
+) -> None:
+    arpa = tiny_arpa(tmp_path / "lm.arpa.gz")
+    out = tmp_path / "rows.json"
+    done = subprocess.run(
+        [
+            sys.executable, str(ROOT / "tools" / "bench_decoders.py"), "--manifest", str(corpus),
+            "--model", str(tiny_model_file), "--lm", str(arpa), "--limit", "3", "--beam-sizes", "2", "4",
+            "--json", str(out),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())
+    seen = {(r["beam"], r["lm"], r["decoder"]) for r in rows}
+    for beam in (2, 4):
+        assert {(beam, "none", "asr"), (beam, "lm", "asr"), (beam, "lm+lexicon", "asr")} <= seen
+        # torchaudio's flashlight decoder is a dev dependency; pyctcdecode is optional.
+        assert {(beam, "none", "torchaudio"), (beam, "lm+lexicon", "torchaudio")} <= seen
+    for r in rows:
+        assert r["fps"] > 0 and r["wer"] >= 0
+        mine = next(m for m in rows if (m["beam"], m["lm"], m["decoder"]) == (r["beam"], r["lm"], "asr"))
+        assert r["ours_over_peer"] == pytest.approx(mine["fps"] / r["fps"])
+    assert "asr speed / peer" in done.stdout
+
+
+def test_tune_lm_reports_a_grid(corpus: Path, tiny_model_file: Path, tmp_path: Path) -> None:
+    arpa = tiny_arpa(tmp_path / "lm.arpa")
+    out = tmp_path / "grid.json"
+    done = subprocess.run(
+        [
+            sys.executable, str(ROOT / "tools" / "tune_lm.py"), "--manifest", str(corpus),
+            "--model", str(tiny_model_file), "--lm", str(arpa), "--alphas", "0.2", "1",
+            "--betas", "0", "2", "--beam-size", "4", "--json", str(out),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert [(g["alpha"], g["beta"]) for g in report["grid"]] == [(0.2, 0), (0.2, 2), (1, 0), (1, 2)]
+    assert report["best"]["wer"] == min(g["wer"] for g in report["grid"])
+    assert report["greedy"] >= 0 and report["beam"] >= 0
