@@ -95,6 +95,8 @@ def make_decoder(
     (LanguageModelError) for an unreadable LM or lexicon."""
     options = _options(options, beam_size)
     calibration = bundle.metadata.get("confidence")
+    if not (isinstance(calibration, (list, tuple)) and len(calibration) == 3):
+        calibration = None  # absent (or not ours): confidences stay mean posteriors
     if options.decoder == "greedy":
         return GreedyDecoder(bundle.vocabulary, bundle.frame_seconds, calibration)
     lm = None

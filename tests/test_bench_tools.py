@@ -90,3 +90,44 @@ def test_tune_lm_reports_a_grid(corpus: Path, tiny_model_file: Path, tmp_path: P
     assert [(g["alpha"], g["beta"]) for g in report["grid"]] == [(0.2, 0), (0.2, 2), (1, 0), (1, 2)]
     assert report["best"]["wer"] == min(g["wer"] for g in report["grid"])
     assert report["greedy"] >= 0 and report["beam"] >= 0
+
+
+def test_confidence_calibration_pieces() -> None:
+    sys.path.insert(0, str(ROOT / "tools"))
+    import calibrate_confidence as cc
+    import torch
+
+    # "the cat sat" against "the bat sat down": the, sat right; bat substituted; down inserted.
+    assert cc.labels("the cat sat", "the bat sat down") == [1, 0, 1, 0]
+    assert cc.labels("", "noise") == [0] and cc.labels("words", "") == []
+    # Two bins: confidence .9 with 1 of 2 right (gap .4), .2 with 0 of 2 right (gap .2).
+    p = torch.tensor([0.9, 0.9, 0.2, 0.2], dtype=torch.float64)
+    y = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    assert cc.ece(p, y) == pytest.approx((2 * 0.4 + 2 * 0.2) / 4)
+    # The fit recovers the weights that generated the labels.
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 3, generator=gen, dtype=torch.float64)
+    truth = torch.sigmoid(2.0 * x[:, 0] - 1.0 * x[:, 1] + 0.5)
+    labels = torch.bernoulli(truth, generator=gen)
+    a, b, c = cc.fit(x, labels)
+    assert (a, b, c) == pytest.approx((2.0, -1.0, 0.5), abs=0.25)
+
+
+def test_calibrate_confidence_writes_the_model(corpus: Path, tiny_model_file: Path, tmp_path: Path) -> None:
+    from asr.checkpoint import load_model
+    from asr.streaming import make_decoder
+
+    done = subprocess.run(
+        [
+            sys.executable, str(ROOT / "tools" / "calibrate_confidence.py"), "--manifest", str(corpus),
+            "--model", str(tiny_model_file), "--write", "--json", str(tmp_path / "c.json"),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "c.json").read_text())
+    weights = report["calibration"]
+    assert len(weights) == 3 and report["words"] > 0
+    bundle = load_model(tiny_model_file)
+    assert bundle.metadata["confidence"] == weights
+    assert list(make_decoder(bundle, "greedy").confidence) == weights
