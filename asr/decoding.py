@@ -369,6 +369,7 @@ class BeamSearchDecoder:
 
         self._tree: PrefixNode | None = None
         self._unk = 0.0
+        self._char_logprob = -math.log(max(2, len(vocabulary) - 1))
         self._floor = 0.0
         self._hot_oov: set[str] = set()
         if lm is not None:
@@ -439,7 +440,8 @@ class BeamSearchDecoder:
         words_score += done
         estimate = 0.0
         if self.lm is not None:
-            estimate = self.lm_weight * (node.best if node is not None else self._unk) + self.word_bonus
+            best = node.best if node is not None else self._oov_logprob(len(context.word) + 1)
+            estimate = self.lm_weight * best + self.word_bonus
         estimate += self._hot_estimate(hot)
         return _Context(context.word + ch, node, lexicon, lm_state, words_score, hot, words_score + estimate)
 
@@ -452,8 +454,20 @@ class BeamSearchDecoder:
     def _word_score(self, lm_state: tuple[str, ...], word: str) -> float:
         if self.lm is None:
             return 0.0
-        logprob = self._floor if word in self._hot_oov else self.lm.score(lm_state, word)[0]
+        if word in self._hot_oov:
+            logprob = self._floor
+        else:
+            logprob = self.lm.score(lm_state, word)[0]
+            if word not in self.lm.words:
+                logprob = self._oov_logprob(len(word))
         return self.lm_weight * logprob + self.word_bonus
+
+    def _oov_logprob(self, letters: int) -> float:
+        """ln P of a word the LM does not know: P(<unk>) times the chance of its spelling,
+        one uniform character at a time and then the end of the word. Without the
+        spelling term, one long made-up word would cost less than the real words it
+        swallows, and the search would drop the spaces between them."""
+        return self._unk + (letters + 1) * self._char_logprob
 
     def _advance_hot(
         self, hot: tuple[tuple[int, int], ...], ch: str, word_start: bool

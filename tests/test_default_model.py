@@ -46,3 +46,20 @@ def test_installed_command_transcribes_the_example_from_anywhere(tmp_path: Path)
     # untrained model is near CER 1. This guards against shipping a broken model.
     assert jiwer.cer(EXAMPLE_TEXT, result["text"]) <= 0.45, result["text"]
     assert result["words"][0]["start"] < 1.0 and result["duration"] > 3.0
+
+
+def test_hotword_recovers_a_rare_word_in_real_model_output(tmp_path: Path) -> None:
+    from conftest import speak
+
+    from asr.streaming import DecoderOptions, transcribe
+
+    wav = tmp_path / "rare.wav"
+    speak("open the file named quixotic", wav)
+    plain = transcribe(str(wav), decoder=DecoderOptions("beam", lm=None))
+    boosted = transcribe(str(wav), decoder=DecoderOptions("beam", lm=None, hotwords=("quixotic",)))
+    assert "quixotic" not in plain.text.split()
+    assert "quixotic" in boosted.text.split()
+    # The boost favours the word; it does not paste it where nothing sounds like it.
+    assert boosted.text.split().count("quixotic") == 1
+    elsewhere = transcribe(str(EXAMPLE), decoder=DecoderOptions("beam", lm=None, hotwords=("quixotic",)))
+    assert "quixotic" not in elsewhere.text.split()
