@@ -7,6 +7,7 @@ gives the same hypothesis as decoding them whole.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,14 +20,17 @@ from asr.text import Vocabulary, normalize
 #: Tunable defaults of the beam search, in one place.
 DEFAULT_BEAM_SIZE = 16
 #: Characters whose log-prob is this far below the frame's best are not tried.
-DEFAULT_TOKEN_PRUNE = 8.0
+DEFAULT_TOKEN_PRUNE = 5.0
 #: Beams this far (in log-prob) below the best are dropped even when there is room.
-DEFAULT_BEAM_PRUNE = 8.0
+DEFAULT_BEAM_PRUNE = 5.0
 #: How many hypotheses ``nbest`` returns.
 DEFAULT_NBEST = 5
 #: LM weight (alpha) and per-word bonus (beta) of LM fusion; tools/tune_lm.py tunes them on dev.
 DEFAULT_LM_WEIGHT = 0.5
 DEFAULT_WORD_BONUS = 1.0
+#: How much (natural log, before the LM weight) finishing a word may raise a prefix's LM
+#: score above its estimate while spelled: extensions are pruned early with this margin.
+LM_SLACK = 5.0
 #: Boost (natural log) of a hotword given without ``:BOOST``.
 DEFAULT_HOTWORD_BOOST = 8.0
 
@@ -388,6 +392,11 @@ class BeamSearchDecoder:
             if not words:
                 raise ValueError("the lexicon lists no words")
             self._lexicon = build_prefix_tree(dict.fromkeys(words, 0.0))
+        self._plain = lm is None and self._lexicon is None and not self._hot
+        # What the LM and hotwords may add to a prefix's score in one frame, at most.
+        self._slack = max(0.0, self.word_bonus) + max((b for _, b in self._hot), default=0.0)
+        if lm is not None:
+            self._slack += self.lm_weight * LM_SLACK
         self._root = _Context("", self._tree, self._lexicon, lm.begin() if lm else (), 0.0, (), 0.0)
 
     def start(self) -> BeamState:
@@ -490,52 +499,118 @@ class BeamSearchDecoder:
     def _frame(
         self, row: list[float], frame: int, beams: list[_Beam], cache: dict[tuple[int, int], _Context | None]
     ) -> list[_Beam]:
+        neg, exp, log1p = -math.inf, math.exp, math.log1p
         best = max(row)
         floor = best - self.token_prune
         candidates = [(t, lp) for t, lp in enumerate(row) if t and lp >= floor]
         blank_lp = row[0]
+        totals = []
+        for beam in beams:
+            b, nb = beam.blank, beam.nonblank
+            if nb == neg:
+                totals.append(b)
+            elif b == neg:
+                totals.append(nb)
+            else:
+                totals.append(b + log1p(exp(nb - b)) if b > nb else nb + log1p(exp(b - nb)))
+        if not candidates:
+            return self._blank_frame(row, frame, beams, totals)
+        # Every beam survives this frame at least by a blank, so the best of those bounds
+        # the next best score from below: extensions that cannot come within beam_prune of
+        # it (allowing for what LM and hotwords may add) are not expanded at all.
+        cutoff = max(t + beam.context.bonus for t, beam in zip(totals, beams, strict=True)) + blank_lp
+        cutoff -= self.beam_prune + self._slack
         # key -> [blank, nonblank, spans, best path log-prob, last, context]
         table: dict[int, list] = {}
-
-        for beam in beams:
+        merge = _merge
+        plain = self._plain
+        space = self._space
+        for beam, total in zip(beams, totals, strict=True):
             key = beam.key
-            total = _logaddexp(beam.blank, beam.nonblank)
             spans = beam.spans
+            context = beam.context
             # The prefix stays as it is: a blank, or its last character held.
-            _merge(table, key, total + blank_lp, -math.inf, spans, beam.last, beam.context)
-            if spans is not None and beam.nonblank > -math.inf:
+            merge(table, key, total + blank_lp, neg, spans, beam.last, context)
+            if spans is not None and beam.nonblank > neg:
                 lp_last = row[beam.last]
-                prob = math.exp(lp_last)
+                prob = exp(lp_last)
                 held = (spans[0], spans[1], frame, prob if prob > spans[3] else spans[3], spans[4])
-                _merge(table, key, -math.inf, beam.nonblank + lp_last, held, beam.last, beam.context)
+                merge(table, key, neg, beam.nonblank + lp_last, held, beam.last, context)
+            bound = cutoff - context.bonus
+            last = beam.last
             for token, lp in candidates:
-                ck = (key, token)
-                context = cache.get(ck, _MISSING)
-                if context is _MISSING:
-                    context = cache[ck] = self._extend(beam.context, token)
-                if context is None:
-                    continue
                 # A repeated character needs a blank between: only blank-ending paths extend.
-                source = beam.blank if token == beam.last else total
-                if source == -math.inf:
+                source = beam.blank if token == last else total
+                score = source + lp
+                if score < bound:
                     continue
+                if plain:
+                    # Without LM, lexicon or hotwords, only spaces need a look at the text.
+                    if token == space and (last == space or last == 0):
+                        continue
+                    extended = context
+                else:
+                    ck = (key, token)
+                    extended = cache.get(ck, _MISSING)
+                    if extended is _MISSING:
+                        extended = cache[ck] = self._extend(context, token)
+                    if extended is None:
+                        continue
                 new_key = (key * _HASH_BASE + token + 1) % _HASH_MOD
-                cell = (token, frame, frame, math.exp(lp), beam.spans)
-                _merge(table, new_key, -math.inf, source + lp, cell, token, context)
+                cell = (token, frame, frame, exp(lp), spans)
+                entry = table.get(new_key)
+                if entry is None:
+                    table[new_key] = [neg, score, cell, score, token, extended]
+                else:  # the same prefix reached from another beam (or held): add the paths
+                    nb = entry[1]
+                    entry[1] = score + log1p(exp(nb - score)) if score > nb else nb + log1p(exp(score - nb))
+                    if score > entry[3]:
+                        entry[2], entry[3] = cell, score
 
-        ranked = sorted(
-            table.items(), key=lambda kv: _logaddexp(kv[1][0], kv[1][1]) + kv[1][5].bonus, reverse=True
-        )
-        top = None
-        out = []
-        for key, (blank, nonblank, spans, _, last, context) in ranked[: self.beam_size]:
-            score = _logaddexp(blank, nonblank) + context.bonus
-            if top is None:
-                top = score
-            elif score < top - self.beam_prune:
-                break
-            out.append(_Beam(key, last, spans, blank, nonblank, context))
-        return out
+        scored = []
+        for key, entry in table.items():
+            b, nb = entry[0], entry[1]
+            if nb == neg:
+                acoustic = b
+            elif b == neg:
+                acoustic = nb
+            else:
+                acoustic = b + log1p(exp(nb - b)) if b > nb else nb + log1p(exp(b - nb))
+            scored.append((acoustic + entry[5].bonus, key, entry))
+        top = heapq.nlargest(self.beam_size, scored, key=_first)
+        limit = top[0][0] - self.beam_prune
+        return [
+            _Beam(key, entry[4], entry[2], entry[0], entry[1], entry[5])
+            for score, key, entry in top
+            if score >= limit
+        ]
+
+    def _blank_frame(
+        self, row: list[float], frame: int, beams: list[_Beam], totals: list[float]
+    ) -> list[_Beam]:
+        """A frame where no character is worth trying: every prefix only stays (the same
+        result as the general update, without its bookkeeping; most frames are like this)."""
+        neg = -math.inf
+        blank_lp = row[0]
+        scored = []
+        for beam, total in zip(beams, totals, strict=True):
+            blank, nonblank, spans = total + blank_lp, neg, beam.spans
+            if spans is not None and beam.nonblank > neg:
+                lp_last = row[beam.last]
+                nonblank = beam.nonblank + lp_last
+                if nonblank > blank:  # the held character's path is the better one: it sets the spans
+                    prob = math.exp(lp_last)
+                    spans = (spans[0], spans[1], frame, prob if prob > spans[3] else spans[3], spans[4])
+            acoustic = _logaddexp(blank, nonblank)
+            scored.append(
+                (
+                    acoustic + beam.context.bonus,
+                    _Beam(beam.key, beam.last, spans, blank, nonblank, beam.context),
+                )
+            )
+        scored.sort(key=_first, reverse=True)
+        limit = scored[0][0] - self.beam_prune
+        return [beam for score, beam in scored if score >= limit]
 
     def _final_beams(self, state: BeamState) -> list[tuple[float, _Beam]]:
         """The beams rescored as complete utterances: the open word finished (or dropped
@@ -612,6 +687,10 @@ class BeamSearchDecoder:
 
 
 _MISSING = _Context("", None, None, (), 0.0, (), 0.0)
+
+
+def _first(item: tuple) -> float:
+    return item[0]
 
 
 def _merge(
