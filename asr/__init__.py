@@ -8,7 +8,17 @@ print(result.text, result.words)
 from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.checkpoint import Bundle, ModelFileError, load_model
 from asr.decoding import BeamSearchDecoder, GreedyDecoder, Hypothesis, Word
-from asr.streaming import EndpointConfig, Event, Recognizer, Result, Stream, transcribe
+from asr.lm import LanguageModelError, NgramLM, load_lm
+from asr.streaming import (
+    DecoderOptions,
+    EndpointConfig,
+    Event,
+    Recognizer,
+    Result,
+    Stream,
+    compute_logprobs,
+    transcribe,
+)
 
 __version__ = "0.1.0"
 
@@ -17,16 +27,21 @@ __all__ = [
     "AudioError",
     "BeamSearchDecoder",
     "Bundle",
+    "DecoderOptions",
     "EndpointConfig",
     "Event",
     "GreedyDecoder",
     "Hypothesis",
+    "LanguageModelError",
     "ModelFileError",
+    "NgramLM",
     "Recognizer",
     "Result",
     "Stream",
     "Word",
+    "compute_logprobs",
     "load_audio",
+    "load_lm",
     "load_model",
     "transcribe",
 ]
