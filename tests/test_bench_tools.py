@@ -10,13 +10,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_bench_pocketsphinx_scores_both_systems(corpus: Path, tiny_model_file: Path, tmp_path: Path) -> None:
+def test_bench_peers_scores_both_systems(corpus: Path, tiny_model_file: Path, tmp_path: Path) -> None:
     pytest.importorskip("pocketsphinx")
     out = tmp_path / "bench.json"
     done = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "tools" / "bench_pocketsphinx.py"),
+            str(ROOT / "tools" / "bench_peers.py"),
             str(corpus),
             "--model",
             str(tiny_model_file),

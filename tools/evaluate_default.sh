@@ -9,5 +9,5 @@ SYNTH=${SYNTH:-data/synth}
 [ -f "$SYNTH/dev/manifest.jsonl" ] || python tools/synth_corpus.py --hours 0.4 --seed 2 --split dev --out "$SYNTH/dev"
 for manifest in "$SHARED/dev/manifest.jsonl" "$SHARED/test/manifest.jsonl" "$SYNTH/dev/manifest.jsonl"; do
   echo
-  python tools/bench_pocketsphinx.py "$manifest" --model "$MODEL" --markdown
+  python tools/bench_peers.py "$manifest" --model "$MODEL" --markdown
 done

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""WER, CER and real-time factor of asr and of PocketSphinx on the same manifest, same run.
+"""Peers side by side: WER, CER and real-time factor of asr and of PocketSphinx on the same
+manifest, in the same run.
 
 PocketSphinx (PyPI ``pocketsphinx``, its bundled US English acoustic model, language
 model and dictionary) decodes each utterance in streaming mode, 0.1 s at a time. asr
 decodes greedily with one CPU thread. Both see the same 16 kHz audio and are scored by
 the same normaliser and jiwer.
 
-    python tools/bench_pocketsphinx.py ../shared/data/real/test/manifest.jsonl \
+    python tools/bench_peers.py ../shared/data/real/test/manifest.jsonl \
         --model asr/models/default.pt --markdown
 """
 
