@@ -168,11 +168,7 @@ def transcribe(
     that cannot be read and ValueError for an unusable array.
     """
     bundle = model if model is not None else load_model()
-    rate = bundle.features.sample_rate
-    if isinstance(audio, np.ndarray):
-        samples = resample(as_float32(audio), check_sample_rate(sample_rate), rate)
-    else:
-        samples = load_audio(audio, rate)
+    samples = _samples(audio, bundle, sample_rate)
     options = _options(decoder, beam_size)
     search = make_decoder(bundle, options)
     decoded = search.start()
@@ -182,7 +178,8 @@ def transcribe(
     nbest = ()
     if options.nbest > 1 and isinstance(search, BeamSearchDecoder):
         nbest = alternatives(search.nbest(decoded, options.nbest))
-    return Result(hypothesis.text, "", hypothesis.words, samples.shape[0] / rate, nbest=nbest)
+    duration = samples.shape[0] / bundle.features.sample_rate
+    return Result(hypothesis.text, "", hypothesis.words, duration, nbest=nbest)
 
 
 def _logprob_chunks(samples: np.ndarray, bundle: Bundle) -> Iterator[torch.Tensor]:
@@ -208,12 +205,15 @@ def compute_logprobs(
     """The model's CTC log-probs ``(frames, vocab)`` for a file or a ``(samples,)`` array,
     for decoders used on their own (``BeamSearchDecoder(...).decode(logprobs)``)."""
     bundle = model if model is not None else load_model()
+    return torch.cat(list(_logprob_chunks(_samples(audio, bundle, sample_rate), bundle)))
+
+
+def _samples(audio: str | os.PathLike[str] | np.ndarray, bundle: Bundle, sample_rate: int) -> np.ndarray:
+    """A file, or an array at ``sample_rate``, as float32 samples at the model's rate."""
     rate = bundle.features.sample_rate
     if isinstance(audio, np.ndarray):
-        samples = resample(as_float32(audio), check_sample_rate(sample_rate), rate)
-    else:
-        samples = load_audio(audio, rate)
-    return torch.cat(list(_logprob_chunks(samples, bundle)))
+        return resample(as_float32(audio), check_sample_rate(sample_rate), rate)
+    return load_audio(audio, rate)
 
 
 def join_results(parts: Sequence[Result]) -> Result:
