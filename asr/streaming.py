@@ -460,9 +460,12 @@ class Stream:
     def _result(self, final: bool) -> Result:
         utt = self._utt
         seconds = self.recognizer.bundle.frame_seconds
-        hyp = self.recognizer.decoder.hypothesis(utt.decoded, utt.start * seconds)
+        decoder = self.recognizer.decoder
+        # A final result ends the utterance: the beam search then closes the open word
+        # and adds the LM's end of sentence, which can reorder the beams.
+        hyp = (decoder.finish if final else decoder.hypothesis)(utt.decoded, utt.start * seconds)
         words = hyp.words
-        settled = len(words) if final else self.recognizer.decoder.settled_words(utt.decoded)
+        settled = len(words) if final else decoder.settled_words(utt.decoded)
         committed = " ".join(w.word for w in words[:settled])
         unstable = " ".join(w.word for w in words[settled:])
         return Result(committed, unstable, words, utt.decoded.frames * seconds, utt.start * seconds)

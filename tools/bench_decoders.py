@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--manifest", default="../shared/data/real/dev/manifest.jsonl")
     p.add_argument("--model", help="model file (default: the bundled model)")
-    p.add_argument("--limit", type=int, default=100, help="utterances (0: all)")
+    p.add_argument("--limit", type=int, default=100, help="utterances, evenly spaced (0: all)")
     p.add_argument("--lm", help="ARPA file (default: the bundled LM); 'none' skips the LM rows")
     p.add_argument("--alpha", type=float, default=DEFAULT_LM_WEIGHT)
     p.add_argument("--beta", type=float, default=DEFAULT_WORD_BONUS)
@@ -117,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     bundle = load_model(args.model)
-    utterances = read_manifest(args.manifest)[: args.limit or None]
+    utterances = read_manifest(args.manifest)
+    if args.limit and len(utterances) > args.limit:  # evenly spaced, so every subset is in
+        utterances = utterances[:: len(utterances) // args.limit][: args.limit]
     logprobs = [compute_logprobs(u.audio, bundle) for u in utterances]
     refs = [normalize(u.text) for u in utterances]
     frames = sum(lp.shape[0] for lp in logprobs)
