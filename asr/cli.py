@@ -335,6 +335,28 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from asr import prepare
+
+    if args.corpus == "librispeech":
+        entries = prepare.librispeech(args.source)
+        default_out = Path(args.source) / "manifest.jsonl"
+    elif args.corpus == "commonvoice":
+        entries = prepare.commonvoice(args.source, args.clips)
+        default_out = Path(args.source).with_suffix(".jsonl")
+    else:
+        entries = prepare.csv_corpus(
+            args.source, args.audio_column, args.text_column, args.speaker_column, args.root
+        )
+        default_out = Path(args.source).with_suffix(".jsonl")
+    written = prepare.write_manifest(entries, args.out or default_out, _error)
+    print(
+        f"wrote {written.utterances} utterances ({written.hours:.2f} h) to {written.path}"
+        + (f"; skipped {written.skipped} unreadable audio files" if written.skipped else "")
+    )
+    return EXIT_FAILED if written.skipped else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Streaming speech recognition.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -362,6 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timestamps", action="store_true", help="prefix lines with the utterance start")
     _add_decoder_args(p, nbest=False)
     p.set_defaults(func=cmd_listen)
+
+    p = sub.add_parser("prepare", help="write a JSONL manifest for a corpus (LibriSpeech, Common Voice, CSV)")
+    p.add_argument("corpus", choices=["librispeech", "commonvoice", "csv"])
+    p.add_argument("source", help="LibriSpeech folder, Common Voice TSV (train.tsv...) or CSV/TSV file")
+    p.add_argument("--out", help="manifest to write (default: beside the source)")
+    p.add_argument("--clips", help="commonvoice: the clips folder (default: clips/ beside the TSV)")
+    p.add_argument("--audio-column", default="audio", help="csv: column of audio paths")
+    p.add_argument("--text-column", default="text", help="csv: column of transcripts")
+    p.add_argument("--speaker-column", default="speaker", help="csv: column of speaker ids (optional)")
+    p.add_argument("--root", help="csv: folder that relative audio paths start from (default: the CSV's)")
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a model from JSONL manifests")
     p.add_argument(
