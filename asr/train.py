@@ -3,12 +3,13 @@
 Reads top to bottom: a config, the learning-rate function, the evaluation function,
 then the loop. ``OUT/last.pt`` is the resumable checkpoint (weights, optimizer, step,
 epoch, batch position and RNG states); ``OUT/best.pt`` is the model file with the lowest
-dev CER; ``OUT/log.csv`` has one row per evaluation.
+dev CER; ``OUT/log.csv`` has one row per evaluation and ``OUT/steps.csv`` one per step.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
 import math
 import os
 import random
@@ -134,6 +135,8 @@ class _AugmentedDataset(SpeechDataset):
 def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
     """Run (or resume) training; returns the best model by dev CER."""
     os.makedirs(config.out, exist_ok=True)
+    for stale in glob.glob(os.path.join(config.out, ".tmp-*")):
+        os.unlink(stale)  # a checkpoint write that a crash cut short
     last_path = os.path.join(config.out, "last.pt")
     best_path = os.path.join(config.out, "best.pt")
     checkpoint = safe_load(last_path) if resume and os.path.exists(last_path) else None
@@ -274,6 +277,12 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             )
             save_model(bundle, best_path)
 
+    # One row per step; after a crash, the steps redone after --resume appear again.
+    steps_path = os.path.join(config.out, "steps.csv")
+    new_steps_file = not os.path.exists(steps_path)
+    steps_log = open(steps_path, "a", buffering=1)  # noqa: SIM115 (closed after the loop)
+    if new_steps_file:
+        steps_log.write("step,train_loss,lr\n")
     started = time.time()
     running, first_step = 0.0, True
     interactive = sys.stderr.isatty()
@@ -287,6 +296,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             collate_fn=collate,
             num_workers=config.workers,
             prefetch_factor=4 if config.workers else None,
+            # Its own generator: a loader drawing its seed from the global RNG would shift
+            # SpecAugment's masks after a mid-epoch resume.
+            generator=torch.Generator().manual_seed(config.seed * 1_000 + epoch),
         )
         bar = tqdm(
             loader,
@@ -317,6 +329,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             step += 1
             batch_index += 1
             value = float(loss.detach())
+            steps_log.write(f"{step},{value:.6f},{lr:.6e}\n")
             running = value if first_step else 0.98 * running + 0.02 * value
             first_step = False
             audio_seconds += batch.seconds
@@ -348,6 +361,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             run_eval(float(epoch))
         save(epoch, 0)
         log(f"epoch {epoch} done: step {step}, train loss {running:.3f}")
+    steps_log.close()
     if not os.path.exists(best_path):
         save_model(bundle, best_path)
     return bundle_from_dict(safe_load(best_path), best_path)

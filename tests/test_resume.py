@@ -1,0 +1,106 @@
+"""Crash-safe training: kill -9 mid-epoch, or in the middle of a checkpoint write, then
+--resume; the resumed run's losses equal those of a run that was never interrupted."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from asr.checkpoint import safe_load
+from asr.train import TrainConfig, train
+
+TINY = {"hidden": 32, "layers": 2, "conv_channels": 4, "dropout": 0.0}
+STEPS = 12
+
+# Runs training with torch.save patched to die like kill -9 halfway through its Nth write.
+CRASHING = """
+import json, os, signal, sys
+import torch
+from asr.train import TrainConfig, train
+real_save, calls = torch.save, [0]
+def save(obj, f, *args, **kwargs):
+    calls[0] += 1
+    if calls[0] == int(sys.argv[2]):
+        f.write(b"half a checkpoint")
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(obj, f, *args, **kwargs)
+torch.save = save
+train(TrainConfig(**json.loads(sys.argv[1])), log=lambda m: None)
+"""
+
+
+def config(corpus: Path, out: Path) -> TrainConfig:
+    return TrainConfig(
+        train=[f"{corpus}:2"], dev=str(corpus), out=str(out), model=TINY, max_steps=STEPS,
+        batch_seconds=4.0, lr=3e-3, warmup_steps=3, augment=True, checkpoint_every=4,
+        eval_every=6, workers=0, threads=1, seed=3,
+    )  # fmt: skip
+
+
+def losses(out: Path) -> dict[int, float]:
+    """The loss of each step; a step redone after a resume keeps its last value."""
+    with open(out / "steps.csv") as f:
+        return {int(r["step"]): float(r["train_loss"]) for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def reference(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, float]:
+    out = tmp_path_factory.mktemp("uninterrupted")
+    train(config(corpus, out), log=lambda m: None)
+    return losses(out)
+
+
+def resume(corpus: Path, out: Path) -> None:
+    train(config(corpus, out), resume=True, log=lambda m: None)
+
+
+def test_kill_9_mid_epoch_then_resume(corpus: Path, tmp_path: Path, reference: dict[int, float]) -> None:
+    out = tmp_path / "run"
+    c = config(corpus, out)
+    args = ["--train", c.train[0], "--dev", c.dev, "--out", str(out), "--hidden", "32", "--layers", "2",
+            "--conv-channels", "4", "--dropout", "0", "--max-steps", str(STEPS), "--batch-seconds", "4",
+            "--lr", "3e-3", "--warmup-steps", "3", "--checkpoint-every", "4", "--eval-every", "6",
+            "--workers", "0", "--threads", "1", "--seed", "3"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "asr", "train", *args], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "steps.csv").exists() and len(losses(out)) >= 6:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(losses(out))
+    assert 6 <= done < STEPS, "the kill must land mid-run"
+    checkpoint = safe_load(out / "last.pt")
+    # The kill landed between checkpoints: the steps after the last one are lost and redone.
+    assert checkpoint["step"] < done
+    resume(corpus, out)
+    resumed = losses(out)
+    assert sorted(resumed) == list(range(1, STEPS + 1))
+    assert resumed == pytest.approx(reference, rel=1e-4)
+    assert safe_load(out / "last.pt")["step"] == STEPS
+
+
+def test_crash_during_a_checkpoint_write(corpus: Path, tmp_path: Path, reference: dict[int, float]) -> None:
+    out = tmp_path / "run"
+    c = asdict(config(corpus, out))
+    # The third write (last.pt or best.pt, a few steps in) is cut short by SIGKILL.
+    script = tmp_path / "crash.py"
+    script.write_text(CRASHING)
+    done = subprocess.run([sys.executable, str(script), json.dumps(c), "3"], capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    assert list(out.glob(".tmp-*")), "the cut-short write is left behind"
+    checkpoint = safe_load(out / "last.pt")  # the previous checkpoint, whole
+    assert 0 < checkpoint["step"] <= len(losses(out)) < STEPS
+    resume(corpus, out)
+    assert not list(out.glob(".tmp-*"))
+    assert losses(out) == pytest.approx(reference, rel=1e-4)
+    assert os.path.exists(out / "best.pt")
