@@ -186,7 +186,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (ManifestError, ModelFileError) as e:
         _error(str(e))
         return EXIT_USAGE
-    print(f"best model: {bundle.path} (dev CER {bundle.metadata.get('dev_cer', 'n/a')})")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
+        print(f"best model: {bundle.path} (dev CER {bundle.metadata.get('dev_cer', 'n/a')})")
     return EXIT_OK
 
 

@@ -15,6 +15,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import jiwer
@@ -132,8 +133,72 @@ class _AugmentedDataset(SpeechDataset):
         return super().__getitem__(index)
 
 
+class _TrainStep(torch.nn.Module):
+    """What one training forward pass runs (standardise, SpecAugment, the model), as one
+    module, so that DistributedDataParallel can wrap it and average the gradients."""
+
+    def __init__(self, model: AcousticModel, augment: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.augment = augment
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.model.normalize(feats)
+        if self.augment:
+            x = spec_augment(x)
+        logprobs, out_lengths, _ = self.model.forward_normalized(x, lengths)
+        return logprobs, out_lengths
+
+
+class _RankBatches(torch.utils.data.Sampler[list[int]]):
+    """This rank's share of each global batch (every ``world``-th utterance), so that all
+    ranks walk the same duration buckets in the same order and resume at the same batch."""
+
+    def __init__(self, sampler: BucketBatchSampler, rank: int, world: int) -> None:
+        self.sampler, self.rank, self.world = sampler, rank, world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.sampler:
+            yield batch[self.rank :: self.world] or batch[:1]
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+def _init_distributed(config: TrainConfig) -> tuple[int, int, torch.device | None]:
+    """(rank, world size, device) under torchrun; (0, 1, None) in a plain process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
+    torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    device = None
+    if cuda:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return torch.distributed.get_rank(), world, device
+
+
+def _check_replicas(model: torch.nn.Module, world: int) -> None:
+    """Raise unless every rank holds bit-identical weights."""
+    flat = torch.cat([p.detach().double().flatten() for p in model.parameters()])
+    digest = torch.stack([flat.sum(), (flat * torch.arange(1, flat.numel() + 1, dtype=flat.dtype)).sum()])
+    gathered = [torch.zeros_like(digest) for _ in range(world)]
+    torch.distributed.all_gather(gathered, digest.cpu() if digest.device.type == "cpu" else digest)
+    if any(not torch.equal(g, gathered[0]) for g in gathered):
+        raise RuntimeError("the ranks' weights differ after training")
+
+
 def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
-    """Run (or resume) training; returns the best model by dev CER."""
+    """Run (or resume) training; returns the best model by dev CER.
+
+    Under torchrun (``WORLD_SIZE`` > 1) each process trains on its share of every global
+    batch of ``batch_seconds``, gradients are averaged by DistributedDataParallel (NCCL on
+    GPUs, gloo on CPUs), and rank 0 alone evaluates, logs and writes checkpoints.
+    """
+    rank, world, rank_device = _init_distributed(config)
+    if rank:
+        log = lambda message: None  # noqa: E731
     os.makedirs(config.out, exist_ok=True)
     for stale in glob.glob(os.path.join(config.out, ".tmp-*")):
         os.unlink(stale)  # a checkpoint write that a crash cut short
@@ -162,7 +227,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         config = TrainConfig(**{**saved, **{k: getattr(config, k) for k in keep}})
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = torch.device(
+    device = rank_device or torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
     )
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -197,6 +262,11 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
     model.to(device).train()
     log(f"model: {model.num_parameters() / 1e6:.2f}M parameters, {model.config}")
 
+    step_module: torch.nn.Module = _TrainStep(model, config.augment)
+    if world > 1:
+        step_module = torch.nn.parallel.DistributedDataParallel(
+            step_module, device_ids=[device] if device.type == "cuda" else None
+        )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sampler = BucketBatchSampler([u.duration for u in train_utts], config.batch_seconds, config.seed)
     steps_per_epoch = len(sampler.batches(0))
@@ -216,12 +286,14 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         log(f"resumed from {last_path}: step {step}, epoch {epoch}, batch {start_batch}")
 
     dev_batches = []
-    if dev_utts:
+    if dev_utts and not rank:
         dev_set = SpeechDataset(dev_utts, vocabulary, features)
         dev_sampler = BucketBatchSampler([u.duration for u in dev_utts], 300.0, sorted_first_epoch=True)
         dev_batches = [collate([dev_set[i] for i in b]) for b in dev_sampler.batches(0)]
 
     def save(epoch_: int, batch_: int) -> None:
+        if rank:
+            return
         bundle.metadata.update(train_hours=round(total_hours(train_utts), 2), steps=step)
         atomic_save(
             {
@@ -244,7 +316,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
 
     def run_eval(epoch_: float) -> None:
         nonlocal best_cer
-        if not dev_batches:
+        if not dev_batches or rank:
             return
         metrics = evaluate(model, dev_batches, vocabulary, device)
         log(
@@ -280,8 +352,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
     # One row per step; after a crash, the steps redone after --resume appear again.
     steps_path = os.path.join(config.out, "steps.csv")
     new_steps_file = not os.path.exists(steps_path)
-    steps_log = open(steps_path, "a", buffering=1)  # noqa: SIM115 (closed after the loop)
-    if new_steps_file:
+    steps_log = open(steps_path if not rank else os.devnull, "a", buffering=1)  # noqa: SIM115
+    if new_steps_file and not rank:
         steps_log.write("step,train_loss,lr\n")
     started = time.time()
     running, first_step = 0.0, True
@@ -292,7 +364,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         train_set.epoch = epoch
         loader = torch.utils.data.DataLoader(
             train_set,
-            batch_sampler=sampler,
+            batch_sampler=_RankBatches(sampler, rank, world) if world > 1 else sampler,
             collate_fn=collate,
             num_workers=config.workers,
             prefetch_factor=4 if config.workers else None,
@@ -307,6 +379,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             desc=f"epoch {epoch + 1}/{config.epochs}",
             mininterval=1.0 if interactive else 30.0,
             dynamic_ncols=True,
+            disable=bool(rank),
         )
         batch_index = start_batch
         audio_seconds, tick = 0.0, time.time()
@@ -317,10 +390,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             lr = learning_rate(step, total_steps, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x = model.normalize(batch.feats.to(device))
-            if config.augment:
-                x = spec_augment(x)
-            logprobs, lengths, _ = model.forward_normalized(x, batch.feat_lengths.to(device))
+            logprobs, lengths = step_module(batch.feats.to(device), batch.feat_lengths.to(device))
             loss = ctc_loss(logprobs, lengths, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -328,8 +398,13 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             optimizer.step()
             step += 1
             batch_index += 1
-            value = float(loss.detach())
-            steps_log.write(f"{step},{value:.6f},{lr:.6e}\n")
+            value = loss.detach()
+            if world > 1:
+                torch.distributed.all_reduce(value)
+                value = value / world
+            value = float(value)
+            if not rank:
+                steps_log.write(f"{step},{value:.6f},{lr:.6e}\n")
             running = value if first_step else 0.98 * running + 0.02 * value
             first_step = False
             audio_seconds += batch.seconds
@@ -343,7 +418,11 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
                 save(epoch, batch_index)
             if config.eval_every and step % config.eval_every == 0:
                 run_eval(epoch + batch_index / steps_per_epoch)
-            out_of_time = config.max_minutes and time.time() - started > config.max_minutes * 60
+            out_of_time = bool(config.max_minutes and time.time() - started > config.max_minutes * 60)
+            if world > 1:  # every rank must stop at the same step: rank 0's clock decides
+                flag = torch.tensor([float(out_of_time)], device=device)
+                torch.distributed.broadcast(flag, 0)
+                out_of_time = bool(flag.item())
             if (config.max_steps and step >= config.max_steps) or out_of_time:
                 stop = True
                 break
@@ -362,6 +441,11 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         save(epoch, 0)
         log(f"epoch {epoch} done: step {step}, train loss {running:.3f}")
     steps_log.close()
+    if world > 1:
+        _check_replicas(model, world)
+        log(f"weights identical on all {world} ranks")
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     if not os.path.exists(best_path):
         save_model(bundle, best_path)
     return bundle_from_dict(safe_load(best_path), best_path)
