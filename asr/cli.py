@@ -176,6 +176,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         eval_every=args.eval_every,
         seed=args.seed,
+        amp=args.amp,
+        accumulate=args.accumulate,
         workers=args.workers,
         threads=args.threads,
         device=args.device,
@@ -432,6 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--eval-every", type=int, default=0, help="steps between dev evaluations")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--amp", choices=["off", "bf16", "fp16"], default="off", help="mixed precision (fp16: GPU only)"
+    )
+    p.add_argument("--accumulate", type=_positive, default=1, help="batches per optimizer step")
     p.add_argument("--workers", type=int, default=1, help="data loading processes")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")

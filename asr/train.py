@@ -8,6 +8,7 @@ dev CER; ``OUT/log.csv`` has one row per evaluation and ``OUT/steps.csv`` one pe
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import math
@@ -64,6 +65,8 @@ class TrainConfig:
     threads: int = 0  # torch threads (0: leave the default)
     device: str = "auto"
     init: str = ""  # start from this model file's weights instead of random ones
+    amp: str = "off"  # mixed precision: "off", "bf16" (CPU or GPU) or "fp16" (GPU, loss scaling)
+    accumulate: int = 1  # batches per optimizer step (gradient accumulation)
 
 
 def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -223,6 +226,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             "device",
             "eval_every",
             "checkpoint_every",
+            "amp",
         }
         config = TrainConfig(**{**saved, **{k: getattr(config, k) for k in keep}})
     if config.threads:
@@ -269,11 +273,18 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sampler = BucketBatchSampler([u.duration for u in train_utts], config.batch_seconds, config.seed)
-    steps_per_epoch = len(sampler.batches(0))
-    total_steps = config.max_steps or steps_per_epoch * config.epochs
+    steps_per_epoch = len(sampler.batches(0))  # batches (micro-batches with --accumulate)
+    total_steps = config.max_steps or math.ceil(steps_per_epoch / config.accumulate) * config.epochs
+    amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.amp]
+    if amp_dtype is torch.float16 and device.type != "cuda":
+        raise ValueError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
+    # Loss scaling keeps small float16 gradients from underflowing; bf16 needs none.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
     step, epoch, start_batch, best_cer = 0, 0, 0, math.inf
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
+        if checkpoint.get("scaler"):
+            scaler.load_state_dict(checkpoint["scaler"])
         step, epoch, start_batch = checkpoint["step"], checkpoint["epoch"], checkpoint["batch"]
         best_cer = checkpoint["best_cer"]
         # A new --max-steps re-plans the decay (to extend or shorten a run); otherwise the
@@ -299,6 +310,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             {
                 "model": model_dict(bundle),
                 "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else {},
                 "config": asdict(config),
                 "step": step,
                 "epoch": epoch_,
@@ -382,23 +394,43 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             disable=bool(rank),
         )
         batch_index = start_batch
+        pending = 0  # micro-batches accumulated since the last optimizer step
         audio_seconds, tick = 0.0, time.time()
         for batch in bar:
             if config.max_steps and step >= config.max_steps:
                 stop = True
                 break
-            lr = learning_rate(step, total_steps, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            logprobs, lengths = step_module(batch.feats.to(device), batch.feat_lengths.to(device))
-            loss = ctc_loss(logprobs, lengths, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            optimizer.step()
-            step += 1
+            if pending == 0:
+                lr = learning_rate(step, total_steps, config)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                optimizer.zero_grad(set_to_none=True)
+                loss_sum = torch.zeros((), device=device)
+            # The last micro-batch of a group (or of the epoch) makes the optimizer step.
+            last = pending + 1 == config.accumulate or batch_index + 1 == steps_per_epoch
+            sync = contextlib.nullcontext() if last or world == 1 else step_module.no_sync()
+            with sync:
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    logprobs, lengths = step_module(batch.feats.to(device), batch.feat_lengths.to(device))
+                loss = ctc_loss(logprobs.float(), lengths, batch)
+                scaler.scale(loss / config.accumulate).backward()
+            loss_sum += loss.detach()
+            pending += 1
             batch_index += 1
-            value = loss.detach()
+            audio_seconds += batch.seconds
+            if not last:
+                continue
+            if pending < config.accumulate:  # a short group at the end of an epoch
+                for p in model.parameters():
+                    if p.grad is not None:
+                        p.grad.mul_(config.accumulate / pending)
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            value = loss_sum / pending
+            pending = 0
             if world > 1:
                 torch.distributed.all_reduce(value)
                 value = value / world
@@ -407,7 +439,6 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
                 steps_log.write(f"{step},{value:.6f},{lr:.6e}\n")
             running = value if first_step else 0.98 * running + 0.02 * value
             first_step = False
-            audio_seconds += batch.seconds
             bar.set_postfix(
                 loss=f"{running:.3f}",
                 lr=f"{lr:.2e}",
