@@ -192,6 +192,15 @@ def _check_replicas(model: torch.nn.Module, world: int) -> None:
         raise RuntimeError("the ranks' weights differ after training")
 
 
+def _tensorboard(out: str):
+    """A TensorBoard writer into ``OUT/tensorboard`` when tensorboard is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(os.path.join(out, "tensorboard"))
+
+
 def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
     """Run (or resume) training; returns the best model by dev CER.
 
@@ -331,6 +340,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         if not dev_batches or rank:
             return
         metrics = evaluate(model, dev_batches, vocabulary, device)
+        if board is not None:
+            for name, number in metrics.items():
+                board.add_scalar(name.replace("dev_", "dev/"), number, step)
         log(
             f"step {step} epoch {epoch_:.2f}: dev loss {metrics['dev_loss']:.3f} "
             f"CER {metrics['dev_cer']:.4f} WER {metrics['dev_wer']:.4f}"
@@ -367,6 +379,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
     steps_log = open(steps_path if not rank else os.devnull, "a", buffering=1)  # noqa: SIM115
     if new_steps_file and not rank:
         steps_log.write("step,train_loss,lr\n")
+    board = _tensorboard(config.out) if not rank else None
     started = time.time()
     running, first_step = 0.0, True
     interactive = sys.stderr.isatty()
@@ -437,6 +450,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             value = float(value)
             if not rank:
                 steps_log.write(f"{step},{value:.6f},{lr:.6e}\n")
+            if board is not None:
+                board.add_scalar("train/loss", value, step)
+                board.add_scalar("train/lr", lr, step)
             running = value if first_step else 0.98 * running + 0.02 * value
             first_step = False
             bar.set_postfix(
@@ -472,6 +488,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         save(epoch, 0)
         log(f"epoch {epoch} done: step {step}, train loss {running:.3f}")
     steps_log.close()
+    if board is not None:
+        board.close()
     if world > 1:
         _check_replicas(model, world)
         log(f"weights identical on all {world} ranks")

@@ -46,3 +46,17 @@ def test_accumulation_steps_every_n_batches_and_resumes(corpus: Path, tmp_path: 
     assert (checkpoint["epoch"], checkpoint["batch"]) == (0, min(6, first_epoch))
     train(replace(base, out=str(pieces)), resume=True, log=lambda m: None)
     assert losses(pieces) == pytest.approx(reference, rel=1e-4)
+
+
+def test_buckets_keep_padding_under_ten_percent() -> None:
+    import random
+
+    rng = random.Random(0)
+    # Durations shaped like speech corpora: many 1-5 s clips, a long tail to 30 s.
+    durations = [min(30.0, max(0.5, rng.lognormvariate(1.2, 0.7))) for _ in range(5000)]
+    sampler = BucketBatchSampler(durations, 200.0, seed=1)
+    for epoch in range(3):
+        batches = sampler.batches(epoch)
+        assert sorted(i for b in batches for i in b) == list(range(len(durations)))
+        padded = sum(max(durations[i] for i in b) * len(b) for b in batches)
+        assert 1 - sum(durations) / padded < 0.10
