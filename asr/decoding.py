@@ -517,7 +517,9 @@ class BeamSearchDecoder:
             return self._blank_frame(row, frame, beams, totals)
         # Every beam survives this frame at least by a blank, so the best of those bounds
         # the next best score from below: extensions that cannot come within beam_prune of
-        # it (allowing for what LM and hotwords may add) are not expanded at all.
+        # it, allowing a margin for what LM and hotwords may add, are not expanded at all.
+        # A heuristic: a word whose n-gram probability far exceeds its unigram estimate
+        # can gain more than the margin when it closes.
         cutoff = max(t + beam.context.bonus for t, beam in zip(totals, beams, strict=True)) + blank_lp
         cutoff -= self.beam_prune + self._slack
         # key -> [blank, nonblank, spans, best path log-prob, last, context]
@@ -542,7 +544,7 @@ class BeamSearchDecoder:
                 # A repeated character needs a blank between: only blank-ending paths extend.
                 source = beam.blank if token == last else total
                 score = source + lp
-                if score < bound:
+                if score < bound or score == neg:
                     continue
                 if plain:
                     # Without LM, lexicon or hotwords, only spaces need a look at the text.

@@ -161,7 +161,10 @@ def _parse_arpa(lines: Iterable[str], path: str) -> list[dict[tuple[str, ...], t
             continue
         if section == 0:
             if line.startswith("ngram ") and "=" in line:
-                counts.append(int(line.split("=", 1)[1]))
+                try:
+                    counts.append(int(line.split("=", 1)[1]))
+                except ValueError:
+                    raise LanguageModelError(f"{path}:{number}: bad header line {line!r}") from None
             continue
         if section < 1:
             if section == -1:
@@ -170,7 +173,8 @@ def _parse_arpa(lines: Iterable[str], path: str) -> list[dict[tuple[str, ...], t
         parts = line.split()
         try:
             logprob = float(parts[0])
-            ngram = tuple(parts[1 : 1 + section])
+            # Our text is lowercase: uppercase ARPA files (LibriSpeech's, <UNK> too) must match.
+            ngram = tuple(w.lower() for w in parts[1 : 1 + section])
             backoff = float(parts[1 + section]) if len(parts) > 1 + section else 0.0
         except (ValueError, IndexError):
             raise LanguageModelError(f"{path}:{number}: bad {section}-gram line {line!r}") from None
@@ -179,7 +183,11 @@ def _parse_arpa(lines: Iterable[str], path: str) -> list[dict[tuple[str, ...], t
         tables[section - 1][ngram] = (logprob, backoff)
     if section == -1:
         raise LanguageModelError(f"{path}: not an ARPA file (no \\data\\ section)")
-    for n, (expected, table) in enumerate(zip(counts, tables, strict=False), 1):
+    if len(counts) != len(tables):
+        raise LanguageModelError(
+            f"{path}: the header lists {len(counts)} orders but the file has {len(tables)}"
+        )
+    for n, (expected, table) in enumerate(zip(counts, tables, strict=True), 1):
         if expected != len(table):
             raise LanguageModelError(
                 f"{path}: the header promises {expected} {n}-grams but the file has {len(table)}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime
 import glob
 import math
 import os
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import jiwer
 import torch
@@ -174,7 +176,8 @@ def _init_distributed(config: TrainConfig) -> tuple[int, int, torch.device | Non
     if world <= 1:
         return 0, 1, None
     cuda = torch.cuda.is_available() and config.device in ("auto", "cuda")
-    torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    # Rank 0 evaluates while the others wait in the next collective: allow for a long dev set.
+    torch.distributed.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(hours=2))
     device = None
     if cuda:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -212,8 +215,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
     if rank:
         log = lambda message: None  # noqa: E731
     os.makedirs(config.out, exist_ok=True)
-    for stale in glob.glob(os.path.join(config.out, ".tmp-*")):
-        os.unlink(stale)  # a checkpoint write that a crash cut short
+    if not rank:
+        for stale in glob.glob(os.path.join(config.out, ".tmp-*")):
+            Path(stale).unlink(missing_ok=True)  # a checkpoint write that a crash cut short
     last_path = os.path.join(config.out, "last.pt")
     best_path = os.path.join(config.out, "best.pt")
     checkpoint = safe_load(last_path) if resume and os.path.exists(last_path) else None
@@ -407,6 +411,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             disable=bool(rank),
         )
         batch_index = start_batch
+        epoch_batches = len(sampler.batches(epoch))  # bucketing differs from epoch to epoch
         pending = 0  # micro-batches accumulated since the last optimizer step
         audio_seconds, tick = 0.0, time.time()
         for batch in bar:
@@ -420,7 +425,7 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
                 optimizer.zero_grad(set_to_none=True)
                 loss_sum = torch.zeros((), device=device)
             # The last micro-batch of a group (or of the epoch) makes the optimizer step.
-            last = pending + 1 == config.accumulate or batch_index + 1 == steps_per_epoch
+            last = pending + 1 == config.accumulate or batch_index + 1 == epoch_batches
             sync = contextlib.nullcontext() if last or world == 1 else step_module.no_sync()
             with sync:
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -495,6 +500,6 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         log(f"weights identical on all {world} ranks")
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    if not os.path.exists(best_path):
+    if not rank and not os.path.exists(best_path):
         save_model(bundle, best_path)
     return bundle_from_dict(safe_load(best_path), best_path)

@@ -116,3 +116,17 @@ def test_read_lexicon(tmp_path: Path) -> None:
     path.write_text("# nothing\n")
     with pytest.raises(LanguageModelError, match="no words"):
         read_lexicon(path)
+
+
+def test_uppercase_arpa_and_truncated_files(tmp_path: Path) -> None:
+    path = tmp_path / "upper.arpa"
+    path.write_text(
+        "\\data\\\nngram 1=4\n\n\\1-grams:\n-0.5\t</s>\n-99\t<s>\n-1.0\t<UNK>\n-0.3\tHELLO\n\\end\\\n"
+    )
+    assert load_lm(path).words == {"hello"}  # LibriSpeech's LMs are uppercase
+    path.write_text("\\data\\\nngram 1=1\nngram 2=1\n\n\\1-grams:\n-0.5\ta\n\\end\\\n")
+    with pytest.raises(LanguageModelError, match="lists 2 orders"):
+        load_lm(path)
+    path.write_text("\\data\\\nngram 1=many\n")
+    with pytest.raises(LanguageModelError, match="bad header line"):
+        load_lm(path)
