@@ -628,7 +628,6 @@ class BeamSearchDecoder:
             bonus = context.words_score
             if self.lm is not None:
                 bonus += self.lm_weight * self.lm.score(context.lm_state, EOS)[0]
-            bonus += sum(self._hot[i][1] for i, k in context.hot if k == len(self._hot[i][0]))
             scored.append((beam.acoustic + bonus, beam))
         if not scored:  # the lexicon rejected every ending: fall back to the best beam
             scored = [(b.score, b) for b in state.beams[:1]]
