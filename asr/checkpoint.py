@@ -114,6 +114,11 @@ def bundle_from_dict(obj: dict[str, Any], path: str = "") -> Bundle:
     try:
         model = AcousticModel(ModelConfig.from_dict(obj["model_config"]))
         state = {k: v.float() if v.is_floating_point() else v for k, v in obj["state_dict"].items()}
+        quantized = obj.get("int8")
+        if quantized:
+            from asr.export import dequantize_entry
+
+            state.update({k: dequantize_entry(q, k) for k, q in quantized.items()})
         model.load_state_dict(state)
         vocabulary = Vocabulary.from_list(obj["vocabulary"])
         features = FeatureConfig.from_dict(obj["feature_config"])
@@ -125,7 +130,12 @@ def bundle_from_dict(obj: dict[str, Any], path: str = "") -> Bundle:
             f"{len(vocabulary)}-token vocabulary, reads {model.config.n_mels} mel bins of {features.n_mels})"
         )
     model.eval()
-    return Bundle(model, vocabulary, features, dict(obj.get("metadata", {})), path)
+    bundle = Bundle(model, vocabulary, features, dict(obj.get("metadata", {})), path)
+    if quantized:
+        from asr.export import int8_from_dict
+
+        bundle = int8_from_dict(bundle, quantized, path)
+    return bundle
 
 
 def default_model_path() -> Path:
@@ -151,5 +161,7 @@ def load_model(path: str | os.PathLike[str] | None = None, device: str = "cpu") 
                 "(train one with 'asr train')"
             )
     bundle = bundle_from_dict(safe_load(path), os.fspath(path))
+    if bundle.metadata.get("quantization") and torch.device(device).type != "cpu":
+        raise ModelFileError(f"{path}: an int8 model runs on the CPU only")
     bundle.model.to(device)
     return bundle

@@ -21,14 +21,26 @@ def _error(message: str) -> None:
     print(f"asr: error: {message}", file=sys.stderr, flush=True)
 
 
-def _load(path: str | None):
+def _load(path: str | None, int8: bool = False):
     from asr.checkpoint import ModelFileError, load_model
 
     try:
-        return load_model(path)
+        bundle = load_model(path)
     except ModelFileError as e:
         _error(str(e))
         raise SystemExit(EXIT_USAGE) from None
+    if int8:
+        from asr.export import quantize_int8
+
+        bundle = quantize_int8(bundle)
+    return bundle
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model file (default: the bundled model)")
+    p.add_argument(
+        "--int8", action="store_true", help="quantise the GRU and linear layers to int8 (faster on CPU)"
+    )
 
 
 def _decoder_options(args: argparse.Namespace):
@@ -92,7 +104,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.streaming import make_decoder, transcribe
     from asr.writers import WRITERS, Transcript
 
-    bundle = _load(args.model)
+    bundle = _load(args.model, args.int8)
     options = _decoder_options(args)
     make_decoder(bundle, options)  # a bad LM, lexicon or hotword fails here, once
     write = WRITERS[args.format]
@@ -211,7 +223,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _error(str(e))
         return EXIT_USAGE
     began = time.perf_counter()
-    bundle = _load(args.model)
+    bundle = _load(args.model, args.int8)
     load_seconds = time.perf_counter() - began
     chunk = args.chunk_ms / 1000 if args.stream else 0.0
     options = _decoder_options(args)
@@ -317,7 +329,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
             for d in input_devices():
                 print(f"{d['index']:>3}  {d['name']}  ({d['channels']} ch, {d['sample_rate']:.0f} Hz)")
             return EXIT_OK
-        recognizer = Recognizer(_load(args.model), decoder=_decoder_options(args))
+        recognizer = Recognizer(_load(args.model, args.int8), decoder=_decoder_options(args))
         if args.file:
             source: MicrophoneSource = FileSource(args.file, args.speed)
         else:
@@ -335,6 +347,28 @@ def cmd_listen(args: argparse.Namespace) -> int:
             f"asr: warning: {overflows} input overflows (audio was lost; the CPU fell behind)",
             file=sys.stderr,
         )
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from asr.serve import ServerConfig, run_server
+    from asr.streaming import EndpointConfig
+
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        max_message_bytes=args.max_message_bytes,
+        max_streams=args.max_streams,
+        idle_timeout=args.idle_timeout,
+        decoder=_decoder_options(args),
+        endpoint=EndpointConfig(silence_after_speech=args.endpoint_silence),
+    )
+    bundle = _load(args.model, args.int8)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    run_server(bundle, config, lambda m: print(m, file=sys.stderr, flush=True))
     return EXIT_OK
 
 
@@ -360,13 +394,32 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return EXIT_FAILED if written.skipped else EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from asr import export
+
+    bundle = _load(args.model, args.int8 or args.format == "int8")
+    if args.format == "int8":
+        export.save_int8(bundle, args.output)
+    elif args.format == "torchscript":
+        export.export_torchscript(bundle, args.output, args.chunk_frames)
+    else:
+        try:
+            export.export_onnx(bundle, args.output, args.chunk_frames)
+        except RuntimeError as e:  # the onnx package is missing
+            _error(str(e))
+            return EXIT_USAGE
+    size = os.path.getsize(args.output) / 1e6
+    print(f"wrote {args.output} ({args.format}, {size:.1f} MB)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Streaming speech recognition.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3)")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--model", help="model file (default: the bundled model)")
+    _add_model_args(p)
     _add_decoder_args(p)
     p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
     p.add_argument("--output-dir", help="write FILE's transcript to DIR/STEM.FORMAT")
@@ -381,12 +434,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-devices", action="store_true", help="list input devices and exit")
     p.add_argument("--device", help="input device index or (part of its) name")
     p.add_argument("--samplerate", type=int, help="record at this rate (default: 16000 or the device's)")
-    p.add_argument("--model", help="model file (default: the bundled model)")
+    _add_model_args(p)
     p.add_argument("--file", help="play this audio file through the live path instead of a microphone")
     p.add_argument("--speed", type=float, default=1.0, help="with --file: times real time (0: no waiting)")
     p.add_argument("--timestamps", action="store_true", help="prefix lines with the utterance start")
     _add_decoder_args(p, nbest=False)
     p.set_defaults(func=cmd_listen)
+
+    p = sub.add_parser("serve", help="WebSocket server and browser page for live transcription")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="TCP port (0: any free port)")
+    _add_model_args(p)
+    p.add_argument("--max-streams", type=_positive, default=32, help="concurrent streams at most")
+    p.add_argument(
+        "--max-message-bytes",
+        type=_positive,
+        default=256 * 1024,
+        help="largest message (audio chunk) accepted",
+    )
+    p.add_argument("--idle-timeout", type=float, default=30.0, help="close a connection silent this long (s)")
+    p.add_argument(
+        "--endpoint-silence", type=float, default=0.8, help="silence after speech that ends an utterance (s)"
+    )
+    p.add_argument("--threads", type=int, default=0, help="torch threads for the model (0: default)")
+    _add_decoder_args(p, nbest=False)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export", help="write an int8, TorchScript or ONNX version of a model")
+    p.add_argument("--format", choices=["int8", "torchscript", "onnx"], required=True)
+    p.add_argument("--output", "-o", required=True, help="file to write")
+    _add_model_args(p)
+    p.add_argument(
+        "--chunk-frames",
+        type=_positive,
+        default=32,
+        help="torchscript/onnx: feature frames (10 ms) per streaming step, a multiple of 4",
+    )
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("prepare", help="write a JSONL manifest for a corpus (LibriSpeech, Common Voice, CSV)")
     p.add_argument("corpus", choices=["librispeech", "commonvoice", "csv"])
@@ -445,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="WER and CER of a model on a manifest (or of two text files)")
     p.add_argument("manifest", nargs="?")
-    p.add_argument("--model", help="model file (default: the bundled model)")
+    _add_model_args(p)
     _add_decoder_args(p, nbest=False)
     p.add_argument("--worst", type=int, default=5, help="show the N worst utterances with alignments")
     p.add_argument("--stream", action="store_true", help="decode as streams: latency and stability figures")

@@ -5,14 +5,18 @@
 #   lc8+2    bidirectional, 8-frame chunks, 2 ahead  (8 + 2) x 40 ms = 400 ms worst case
 #   lc16+8   bidirectional, 16-frame chunks, 8 ahead (16 + 8) x 40 ms = 960 ms worst case
 #   bi       whole-utterance bidirectional          the whole utterance (offline only)
-# STEPS (default 1000) sets each run's length; on a GPU add DEVICE=cuda.
+# STEPS (default 1000) sets each run's length, HIDDEN/LAYERS/LR/WARMUP the model and
+# schedule (the same for all four); on a GPU add DEVICE=cuda. Resumable.
 set -euo pipefail
 SHARED=${SHARED:-../shared/data/real}
 SYNTH=${SYNTH:-data/synth}
 STEPS=${STEPS:-1000}
+OUT=${OUT:-runs}
 common=(--train "$SHARED/train/manifest.jsonl:3" --train "$SYNTH/train/manifest.jsonl"
-        --dev "$SHARED/dev/manifest.jsonl" --hidden 384 --layers 4 --lr 2e-3 --warmup-steps 400
-        --max-steps "$STEPS" --eval-every 250 --device "${DEVICE:-auto}")
+        --dev "$SHARED/dev/manifest.jsonl" --hidden "${HIDDEN:-384}" --layers "${LAYERS:-4}"
+        --lr "${LR:-2e-3}" --warmup-steps "${WARMUP:-400}" --batch-seconds 200
+        --max-steps "$STEPS" --eval-every "${EVAL_EVERY:-250}" --checkpoint-every 50
+        --seed 1 --device "${DEVICE:-auto}")
 declare -A variants=(
   [uni]=""
   [lc8+2]="--bidirectional --chunk-frames 8 --lookahead-frames 2"
@@ -21,13 +25,13 @@ declare -A variants=(
 )
 for name in uni lc8+2 lc16+8 bi; do
   resume=()
-  [ -f "runs/latency-$name/last.pt" ] && resume=(--resume)
+  [ -f "$OUT/latency-$name/last.pt" ] && resume=(--resume)
   # shellcheck disable=SC2086
-  asr train "${common[@]}" ${variants[$name]} --out "runs/latency-$name" "${resume[@]}"
+  asr train "${common[@]}" ${variants[$name]} --out "$OUT/latency-$name" "${resume[@]}"
 done
 for name in uni lc8+2 lc16+8 bi; do
   for manifest in "$SHARED/dev/manifest.jsonl" "$SYNTH/dev/manifest.jsonl"; do
     echo "== $name on $manifest"
-    asr eval "$manifest" --model "runs/latency-$name/best.pt" --worst 0 | grep -E "^all |real-time" || true
+    asr eval "$manifest" --model "$OUT/latency-$name/best.pt" --worst 0 | grep -E "^all |real-time" || true
   done
 done

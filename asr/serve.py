@@ -1,0 +1,393 @@
+"""``asr serve``: a WebSocket server that streams many clients through one shared model.
+
+Protocol (one WebSocket per audio stream, at ``ws://HOST:PORT/ws``):
+
+1. The client sends a JSON text message ``{"type": "config", "sample_rate": 16000}``,
+   optionally with ``"format": "s16le" | "f32le"`` (default s16le: little-endian int16),
+   ``"decoder": "greedy" | "beam"``, ``"beam_size"``, ``"lm": "default" | "none"`` and
+   ``"hotwords": ["WORD", "WORD:BOOST", ...]``.
+   The server answers ``{"type": "ready", "sample_rate": ..., "model_sample_rate": ...}``.
+2. The client sends binary messages of mono audio in that format, any length.
+   The server sends ``{"type": "partial", "text", "committed", "unstable", "start"}``
+   whenever the open utterance's text changes, and ``{"type": "final", "text", "words":
+   [{"word", "start", "end", "confidence"}], "start", "end"}`` at each endpoint. Times
+   are seconds from the start of the stream.
+3. The client sends ``{"type": "end"}``. The server decodes the rest, sends the last
+   ``final`` (if any words remain) and ``{"type": "done", "audio_seconds": ...}``, and
+   closes the connection.
+
+Errors: ``{"type": "error", "message": ...}``, then the server closes that connection
+(code 1008 for a protocol error, 1009 for an oversized message, 1013 when the server is
+full, 1001 after the idle timeout). Other connections are never affected.
+
+All streams go through one model: a single worker thread takes the audio that arrived
+on every connection and steps all the streams with a full chunk as one batch
+(``Recognizer.decode_streams``), so the event loop never waits on the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import http
+import json
+import signal
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from asr.checkpoint import Bundle
+from asr.streaming import DecoderOptions, EndpointConfig, Event, Recognizer, Result, Stream
+
+#: Files of the browser page, served at ``/`` and ``/static/NAME``.
+WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "worklet.js": "text/javascript"}
+FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
+MAX_HOTWORDS = 100
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Limits and defaults of a server.
+
+    ``max_message_bytes``: largest WebSocket message (audio chunk) accepted;
+    ``max_streams``: concurrent streams; ``idle_timeout``: seconds without a message
+    after which a connection is closed; ``decoder``: what clients get unless their
+    config asks otherwise.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_message_bytes: int = 256 * 1024
+    max_streams: int = 32
+    idle_timeout: float = 30.0
+    decoder: DecoderOptions = field(default_factory=DecoderOptions)
+    endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+
+
+class ProtocolError(Exception):
+    """A client broke the protocol; its connection is closed with this message."""
+
+
+@dataclass(eq=False)
+class Session:
+    """One connection's stream, the audio waiting for the worker and the messages to send."""
+
+    stream: Stream
+    sample_rate: int
+    dtype: np.dtype
+    inbox: collections.deque = field(default_factory=collections.deque)
+    outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
+    ending: bool = False
+    failed: bool = False
+    audio_seconds: float = 0.0
+
+
+def result_message(kind: str, result: Result) -> dict[str, Any]:
+    """The JSON form of a partial or final result."""
+    message: dict[str, Any] = {
+        "type": kind,
+        "text": result.text,
+        "start": round(result.start, 3),
+    }
+    if kind == "partial":
+        message.update(committed=result.committed, unstable=result.unstable)
+    else:
+        message["end"] = round(result.start + result.duration, 3)
+        message["words"] = [
+            {
+                "word": w.word,
+                "start": round(w.start, 3),
+                "end": round(w.end, 3),
+                "confidence": round(w.confidence, 3),
+            }
+            for w in result.words
+        ]
+    return message
+
+
+def parse_config(text: str | bytes, defaults: DecoderOptions) -> tuple[int, np.dtype, DecoderOptions]:
+    """Check a client's config message; returns its sample rate, sample type and decoder options.
+
+    Raises ProtocolError naming what is wrong.
+    """
+    if isinstance(text, bytes):
+        raise ProtocolError("the first message must be a JSON config (text), not audio")
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ProtocolError(f"invalid JSON: {e}") from None
+    if not isinstance(config, dict) or config.get("type") != "config":
+        raise ProtocolError('the first message must be {"type": "config", "sample_rate": ...}')
+    known = {"type", "sample_rate", "format", "decoder", "beam_size", "lm", "hotwords"}
+    if unknown := sorted(set(config) - known):
+        raise ProtocolError(f"unknown config keys: {', '.join(unknown)}")
+    rate = config.get("sample_rate")
+    if not isinstance(rate, int) or isinstance(rate, bool) or not 4000 <= rate <= 192000:
+        raise ProtocolError("sample_rate must be an integer from 4000 to 192000")
+    fmt = config.get("format", "s16le")
+    if fmt not in FORMATS:
+        raise ProtocolError(f"format must be one of {', '.join(FORMATS)}")
+    hotwords = config.get("hotwords", [])
+    if (
+        not isinstance(hotwords, list)
+        or len(hotwords) > MAX_HOTWORDS
+        or not all(isinstance(h, str) and 0 < len(h) <= 100 for h in hotwords)
+    ):
+        raise ProtocolError(f"hotwords must be a list of at most {MAX_HOTWORDS} short strings")
+    lm = config.get("lm", "default" if defaults.lm else "none")
+    if lm not in ("default", "none"):
+        raise ProtocolError('lm must be "default" or "none" (clients cannot name server files)')
+    beam_size = config.get("beam_size", defaults.beam_size)
+    if not isinstance(beam_size, int) or not 1 <= beam_size <= 64:
+        raise ProtocolError("beam_size must be an integer from 1 to 64")
+    decoder = config.get("decoder", "beam" if hotwords else defaults.decoder)
+    try:
+        options = DecoderOptions(
+            decoder=decoder,
+            beam_size=beam_size,
+            lm=None if lm == "none" else "default",
+            lm_weight=defaults.lm_weight,
+            word_bonus=defaults.word_bonus,
+            hotwords=tuple(hotwords),
+        )
+    except ValueError as e:
+        raise ProtocolError(str(e)) from None
+    return rate, FORMATS[fmt], options
+
+
+class Server:
+    """The shared model, the sessions and the worker that steps them in batches."""
+
+    def __init__(self, bundle: Bundle, config: ServerConfig = ServerConfig()) -> None:
+        self.bundle = bundle
+        self.config = config
+        self.base = Recognizer(bundle, config.endpoint, decoder=config.decoder)
+        self.sessions: set[Session] = set()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-model")
+        self.wake = asyncio.Event()
+        self.batches = 0  # model steps taken, for the logs and the load test
+        self.batched_streams = 0
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one cache per server, which lives as long
+    def recognizer(self, options: DecoderOptions) -> Recognizer:
+        """A recognizer per distinct decoder setting, all over the same model."""
+        if options == self.config.decoder:
+            return self.base
+        return Recognizer(self.bundle, self.config.endpoint, decoder=options)
+
+    # -- worker thread ------------------------------------------------------------------
+
+    def _step(self, sessions: list[Session]) -> list[tuple[Session, list[dict[str, Any]]]]:
+        """Feed the waiting audio, step every ready stream as one batch, flush ended ones."""
+        out: dict[Session, list[dict[str, Any]]] = {s: [] for s in sessions}
+        live = []
+        for s in sessions:
+            try:
+                while s.inbox:
+                    s.stream.accept_waveform(s.inbox.popleft(), s.sample_rate, decode=False)
+            except ValueError as e:
+                s.failed = True
+                out[s].append({"type": "error", "message": str(e)})
+                continue
+            live.append(s)
+        if live:
+            events = self.base.decode_streams([s.stream for s in live])
+            self.batches += 1
+            self.batched_streams += len(live)
+            for s, stream_events in zip(live, events, strict=True):
+                out[s] += [self._message(e) for e in stream_events]
+        for s in live:
+            if s.ending and not s.inbox:
+                final = s.stream.finish()
+                if final.text:
+                    out[s].append(result_message("final", final))
+                out[s].append({"type": "done", "audio_seconds": round(s.audio_seconds, 3)})
+        return list(out.items())
+
+    @staticmethod
+    def _message(event: Event) -> dict[str, Any]:
+        return result_message(event.kind, event.result)
+
+    async def run_worker(self) -> None:
+        """Step the sessions whenever audio arrived; one model batch at a time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            busy = [s for s in self.sessions if (s.inbox or s.ending) and not s.failed]
+            if not busy:
+                continue
+            for s in busy:
+                if s.ending:
+                    self.sessions.discard(s)  # flushed in this step, then done
+            results = await loop.run_in_executor(self.pool, self._step, busy)
+            for session, messages in results:
+                for m in messages:
+                    session.outbox.put_nowait(m)
+
+    # -- connections --------------------------------------------------------------------
+
+    async def handle(self, ws: Any) -> None:
+        """One client: config, audio, end; results flow back through its own sender task."""
+        if ws.request is not None and ws.request.path.split("?")[0] != "/ws":
+            await self._close(ws, 1008, "the WebSocket endpoint is /ws")
+            return
+        if len(self.sessions) >= self.config.max_streams:
+            await self._close(ws, 1013, f"server busy: {self.config.max_streams} streams at most")
+            return
+        session: Session | None = None
+        sender: asyncio.Task | None = None
+        try:
+            first = await self._receive(ws)
+            rate, dtype, options = parse_config(first, self.config.decoder)
+            try:
+                recognizer = self.recognizer(options)
+            except ValueError as e:
+                raise ProtocolError(str(e)) from None
+            session = Session(recognizer.stream(), rate, dtype)
+            self.sessions.add(session)
+            sender = asyncio.create_task(self._send_all(ws, session))
+            session.outbox.put_nowait(
+                {"type": "ready", "sample_rate": rate, "model_sample_rate": recognizer.sample_rate}
+            )
+            while True:
+                message = await self._receive(ws)
+                if isinstance(message, bytes):
+                    if len(message) % dtype.itemsize:
+                        raise ProtocolError(f"audio messages must hold whole {dtype.itemsize}-byte samples")
+                    samples = np.frombuffer(message, dtype)
+                    session.audio_seconds += len(samples) / rate
+                    session.inbox.append(samples)
+                    self.wake.set()
+                    continue
+                try:
+                    kind = json.loads(message).get("type")
+                except (json.JSONDecodeError, AttributeError):
+                    raise ProtocolError("text messages must be JSON objects") from None
+                if kind != "end":
+                    raise ProtocolError(f'unexpected message type {kind!r}: send audio or {{"type": "end"}}')
+                session.ending = True
+                self.wake.set()
+                await sender  # ends after "done" or an error
+                return
+        except ProtocolError as e:
+            await self._fail(ws, session, sender, 1008, str(e))
+        except asyncio.TimeoutError:
+            await self._fail(ws, session, sender, 1001, f"no message for {self.config.idle_timeout:g} s")
+        except _Closed:
+            pass
+        finally:
+            if session is not None:
+                session.failed = True
+                self.sessions.discard(session)
+            if sender is not None and not sender.done():
+                sender.cancel()
+
+    async def _receive(self, ws: Any) -> str | bytes:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            return await asyncio.wait_for(ws.recv(), self.config.idle_timeout)
+        except ConnectionClosed:
+            raise _Closed from None
+
+    async def _send_all(self, ws: Any, session: Session) -> None:
+        """Send a session's messages in order; stop after "done" or an error."""
+        from websockets.exceptions import ConnectionClosed
+
+        while True:
+            message = await session.outbox.get()
+            try:
+                if message["type"] == "error":
+                    await self._close(ws, 1008, message["message"])
+                    return
+                await ws.send(json.dumps(message))
+                if message["type"] == "done":
+                    await ws.close(1000, "done")
+                    return
+            except ConnectionClosed:
+                return
+
+    async def _fail(
+        self, ws: Any, session: Session | None, sender: asyncio.Task | None, code: int, why: str
+    ) -> None:
+        if sender is not None:
+            sender.cancel()
+        if session is not None:
+            session.failed = True
+        await self._close(ws, code, why)
+
+    @staticmethod
+    async def _close(ws: Any, code: int, why: str) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(json.dumps({"type": "error", "message": why}))
+        # A close reason is at most 123 bytes.
+        await ws.close(code, why.encode()[:120].decode(errors="ignore"))
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    def process_request(self, connection: Any, request: Any) -> Any:
+        """Serve the browser page over plain HTTP; let WebSocket upgrades through."""
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        path = request.path.split("?")[0]
+        name = "index.html" if path == "/" else path.removeprefix("/static/")
+        if name not in WEB_FILES or (path != "/" and not path.startswith("/static/")):
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        body = (resources.files("asr") / "web" / name).read_text(encoding="utf-8")
+        response = connection.respond(http.HTTPStatus.OK, body)
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = f"{WEB_FILES[name]}; charset=utf-8"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def serve(self, ready: Callable[[str, int], None] = lambda host, port: None) -> None:
+        """Serve until cancelled (or SIGINT/SIGTERM); ``ready(host, port)`` once listening."""
+        from websockets.asyncio.server import serve
+
+        worker = asyncio.create_task(self.run_worker())
+        stop = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        try:
+            async with serve(
+                self.handle,
+                self.config.host,
+                self.config.port,
+                process_request=self.process_request,
+                max_size=self.config.max_message_bytes,
+                max_queue=64,
+                compression=None,  # audio does not compress; deflate costs CPU per message
+            ) as server:
+                host, port = next(iter(server.sockets)).getsockname()[:2]
+                ready(host, port)
+                await stop
+        finally:
+            worker.cancel()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Closed(Exception):
+    """The client went away."""
+
+
+def run_server(bundle: Bundle, config: ServerConfig, log: Callable[[str], None] = print) -> None:
+    """Blocking: serve until SIGINT/SIGTERM."""
+
+    def ready(host: str, port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        log(f"serving on http://{shown}:{port}/ (WebSocket ws://{shown}:{port}/ws); Ctrl-C to stop")
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            log("warning: listening beyond this machine; the server has no authentication")
+
+    asyncio.run(Server(bundle, config).serve(ready))

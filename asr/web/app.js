@@ -1,0 +1,109 @@
+// The page's side of the asr WebSocket protocol (see asr/serve.py): capture the
+// microphone at 16 kHz, stream 100 ms blocks of 16-bit PCM, show partial and final text.
+"use strict";
+const $ = (id) => document.getElementById(id);
+let socket = null;
+let context = null;
+let media = null;
+
+function setStatus(text) {
+  $("status").textContent = text;
+}
+
+function showPartial(message) {
+  $("partial").querySelector(".committed").textContent = message.committed;
+  $("partial").querySelector(".unstable").textContent = message.unstable;
+}
+
+function addFinal(message) {
+  const line = document.createElement("p");
+  const time = document.createElement("span");
+  time.className = "time";
+  time.textContent = message.start.toFixed(1) + " s";
+  line.append(time, document.createTextNode(message.text));
+  $("committed").append(line);
+  showPartial({ committed: "", unstable: "" });
+}
+
+async function openAudio() {
+  media = await navigator.mediaDevices.getUserMedia({
+    audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+  });
+  try {
+    context = new AudioContext({ sampleRate: 16000 }); // the browser resamples the microphone
+  } catch (e) {
+    context = new AudioContext(); // the server resamples whatever rate this gives
+  }
+  await context.audioWorklet.addModule("/static/worklet.js");
+  const source = context.createMediaStreamSource(media);
+  const capture = new AudioWorkletNode(context, "pcm-capture", {
+    processorOptions: { blockSize: Math.round(context.sampleRate / 10) },
+  });
+  capture.port.onmessage = (event) => {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(event.data);
+  };
+  const mute = context.createGain(); // keeps the graph pulling audio without playing it
+  mute.gain.value = 0;
+  source.connect(capture).connect(mute).connect(context.destination);
+}
+
+async function start() {
+  $("start").disabled = true;
+  setStatus("opening microphone…");
+  try {
+    await openAudio();
+  } catch (e) {
+    setStatus("microphone unavailable: " + e.message);
+    $("start").disabled = false;
+    return;
+  }
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/ws`);
+  socket.binaryType = "arraybuffer";
+  socket.onopen = () => {
+    const hotwords = $("hotwords").value.split(",").map((w) => w.trim()).filter(Boolean);
+    const config = { type: "config", sample_rate: context.sampleRate, format: "s16le" };
+    if ($("beam").checked || hotwords.length) config.decoder = "beam";
+    if (hotwords.length) config.hotwords = hotwords;
+    socket.send(JSON.stringify(config));
+  };
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "ready") {
+      setStatus("listening");
+      $("stop").disabled = false;
+    } else if (message.type === "partial") {
+      showPartial(message);
+    } else if (message.type === "final") {
+      addFinal(message);
+    } else if (message.type === "done") {
+      setStatus("done");
+    } else if (message.type === "error") {
+      setStatus("error: " + message.message);
+    }
+  };
+  socket.onclose = () => {
+    closeAudio();
+    $("start").disabled = false;
+    $("stop").disabled = true;
+    if ($("status").textContent === "listening") setStatus("disconnected");
+  };
+}
+
+function closeAudio() {
+  if (media) media.getTracks().forEach((t) => t.stop());
+  if (context) context.close();
+  media = null;
+  context = null;
+}
+
+function stop() {
+  $("stop").disabled = true;
+  setStatus("finishing…");
+  closeAudio();
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "end" }));
+}
+
+$("start").addEventListener("click", start);
+$("stop").addEventListener("click", stop);
+if (new URLSearchParams(location.search).has("autostart")) start();
