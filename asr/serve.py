@@ -368,6 +368,7 @@ class Server:
                 max_size=self.config.max_message_bytes,
                 max_queue=64,
                 compression=None,  # audio does not compress; deflate costs CPU per message
+                close_timeout=2,  # shutdown waits this long for a lingering client
             ) as server:
                 host, port = next(iter(server.sockets)).getsockname()[:2]
                 ready(host, port)

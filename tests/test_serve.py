@@ -1,0 +1,216 @@
+"""``asr serve``: many clients through one model, the protocol's limits and hostile input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from asr.checkpoint import Bundle, load_model
+from asr.client import stream_audio
+from asr.serve import Server, ServerConfig
+from asr.streaming import DecoderOptions, transcribe
+from tests.conftest import speak
+
+TEXTS = ["turn on the light", "seven eight nine", "hello world", "stop the car now"]
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return load_model()  # the bundled model: it says words, so mixed-up streams would show
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    root = tmp_path_factory.mktemp("serve")
+    return [speak(text, root / f"c{i}.wav") for i, text in enumerate(TEXTS)]
+
+
+@contextmanager
+def running(bundle: Bundle, **limits) -> Iterator[tuple[Server, str]]:
+    """A server on a free port, in its own thread and event loop."""
+    server = Server(bundle, ServerConfig(port=0, **limits))
+    loop = asyncio.new_event_loop()
+    ports: list[int] = []
+    started = threading.Event()
+    task: list[asyncio.Task] = []
+
+    def ready(host: str, port: int) -> None:
+        ports.append(port)
+        started.set()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        task.append(loop.create_task(server.serve(ready)))
+        try:
+            loop.run_until_complete(task[0])
+        except asyncio.CancelledError:
+            pass
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(20), "the server did not start"
+    try:
+        yield server, f"ws://127.0.0.1:{ports[0]}/ws"
+    finally:
+        loop.call_soon_threadsafe(task[0].cancel)
+        thread.join(10)
+
+
+def test_concurrent_streams_share_batches_and_never_mix(bundle: Bundle, clips: list[np.ndarray]) -> None:
+    expected = [transcribe(c, bundle).text for c in clips]
+    assert len(set(expected)) == len(expected)  # distinct, so a mix-up cannot hide
+
+    async def clients(url: str):
+        # Two clients per clip, interleaved; 50 ms chunks at 4x real time.
+        jobs = [stream_audio(url, clips[i % 4], 16000, chunk_seconds=0.05) for i in range(8)]
+        return await asyncio.gather(*jobs)
+
+    with running(bundle) as (server, url):
+        replies = asyncio.run(clients(url))
+    for i, reply in enumerate(replies):
+        assert reply.error == ""
+        assert reply.text == expected[i % 4], (i, reply.text)
+        assert reply.audio_seconds == pytest.approx(len(clips[i % 4]) / 16000, abs=1e-3)
+        assert all(w["start"] <= w["end"] for f in reply.finals for w in f["words"])
+    # Streams were stepped together: more streams than model calls.
+    assert server.batched_streams > server.batches
+
+
+def test_config_chooses_rate_format_and_decoder(bundle: Bundle, clips: list[np.ndarray]) -> None:
+    import soxr
+
+    audio = clips[0]
+    at_8k = soxr.resample(audio, 16000, 8000)
+
+    async def go(url: str):
+        resampled = await stream_audio(url, at_8k, 8000)
+        beam = await stream_audio(url, audio, 16000, config={"decoder": "beam", "lm": "none"})
+        return resampled, beam
+
+    with running(bundle) as (_, url):
+        resampled, beam = asyncio.run(go(url))
+    assert resampled.error == "" and resampled.text  # resampled by the server, still words
+    assert beam.text == transcribe(audio, bundle, decoder=DecoderOptions("beam", lm=None)).text
+
+
+async def _exchange(url: str, *messages: str | bytes) -> tuple[list[dict], int | None]:
+    """Send ``messages``; return the JSON the server sent back and its close code."""
+    received = []
+    async with connect(url, max_size=2**22) as ws:
+        try:
+            for m in messages:
+                await ws.send(m)
+        except ConnectionClosed:
+            pass  # the server may close before it reads everything; its reply is still queued
+        try:
+            async for raw in ws:
+                received.append(json.loads(raw))
+        except ConnectionClosed:
+            pass
+        await ws.wait_closed()
+        return received, ws.close_code
+
+
+CONFIG = json.dumps({"type": "config", "sample_rate": 16000})
+
+
+@pytest.mark.parametrize(
+    ("messages", "code", "words"),
+    [
+        ([b"\x00\x01" * 100], 1008, "config"),
+        (["{not json"], 1008, "invalid JSON"),
+        ([json.dumps({"type": "config", "sample_rate": "fast"})], 1008, "sample_rate"),
+        ([json.dumps({"type": "config", "sample_rate": 16000, "lm": "/etc/passwd"})], 1008, "lm"),
+        ([CONFIG, b"\x00\x01\x02"], 1008, "whole 2-byte samples"),
+        ([CONFIG, json.dumps({"type": "pause"})], 1008, "unexpected message"),
+        ([json.dumps({"type": "config", "sample_rate": 16000, "format": "f32le"}),
+          np.full(1600, np.nan, "<f4").tobytes()], 1008, "NaN"),
+    ],
+)  # fmt: skip
+def test_protocol_errors_close_only_that_stream(
+    bundle: Bundle, messages: list, code: int, words: str
+) -> None:
+    with running(bundle) as (_, url):
+        received, close_code = asyncio.run(_exchange(url, *messages))
+    assert close_code == code
+    errors = [m["message"] for m in received if m["type"] == "error"]
+    assert len(errors) == 1 and words in errors[0], received
+
+
+def test_limits_and_a_good_client_alongside_bad_ones(bundle: Bundle, clips: list[np.ndarray]) -> None:
+    async def go(url: str):
+        # Oversized message: websockets refuses it with 1009 before we see it.
+        big = await _exchange(url, CONFIG, b"\x00" * 70_000)
+        # Idle: a client that configures and then says nothing.
+        idle = await _exchange(url, CONFIG)
+        # Server full: two open streams block a third.
+        async with connect(url) as a, connect(url) as b:
+            await a.send(CONFIG)
+            await b.send(CONFIG)
+            await a.recv()
+            await b.recv()
+            full = await _exchange(url, CONFIG)
+        # An abrupt disconnect mid-stream, then a well-behaved client.
+        ws = await connect(url)
+        await ws.send(CONFIG)
+        await ws.send(b"\x00\x01" * 8000)
+        ws.transport.abort()
+        good = await stream_audio(url, clips[1], 16000)
+        return big, idle, full, good
+
+    with running(bundle, max_message_bytes=64_000, idle_timeout=1.0, max_streams=2) as (server, url):
+        big, idle, full, good = asyncio.run(go(url))
+        assert not server.sessions  # every session was released
+    assert big[1] == 1009
+    assert idle[1] == 1001 and "no message for 1 s" in idle[0][-1]["message"]
+    assert full[1] == 1013 and "busy" in full[0][-1]["message"]
+    assert good.error == "" and good.text == transcribe(clips[1], bundle).text
+
+
+def test_http_serves_the_page_and_nothing_else(bundle: Bundle) -> None:
+    with running(bundle) as (_, url):
+        base = url.replace("ws://", "http://").removesuffix("/ws")
+        page = urllib.request.urlopen(base + "/").read().decode()
+        script = urllib.request.urlopen(base + "/static/app.js")
+        assert "<title>asr: live transcription</title>" in page and "/static/app.js" in page
+        assert script.headers["Content-Type"].startswith("text/javascript")
+        assert "getUserMedia" in script.read().decode()
+        for path in ("/static/../serve.py", "/static/missing.js", "/etc/passwd"):
+            with pytest.raises(urllib.error.HTTPError) as info:
+                urllib.request.urlopen(base + path)
+            assert info.value.code == 404
+            info.value.close()
+
+
+def test_cli_binds_localhost_and_stops_on_sigint(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "asr", "serve", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        line = process.stderr.readline()
+        assert line.startswith("serving on http://127.0.0.1:"), line
+        port = int(line.split(":")[2].split("/")[0])
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/").status == 200
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0
+        assert "Traceback" not in process.stderr.read()
+    finally:
+        process.kill()
