@@ -106,4 +106,8 @@ function stop() {
 
 $("start").addEventListener("click", start);
 $("stop").addEventListener("click", stop);
-if (new URLSearchParams(location.search).has("autostart")) start();
+// ?beam ticks the beam search, ?hotwords=a,b fills the hotwords, ?autostart starts at once.
+const query = new URLSearchParams(location.search);
+if (query.has("beam")) $("beam").checked = true;
+if (query.has("hotwords")) $("hotwords").value = query.get("hotwords");
+if (query.has("autostart")) start();

@@ -1,0 +1,79 @@
+"""End to end in a real browser: headless Chromium hears a WAV file as its microphone,
+the page served by ``asr serve`` streams it over the WebSocket and shows the words.
+
+Set ASR_SCREENSHOT=PATH to keep a screenshot of the page (the README's comes from here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.cdp import Page, find_browser
+from tests.conftest import speak
+
+SPOKEN = "one two three four five"
+
+
+def _browser_or_skip() -> None:
+    if find_browser() is None:
+        message = "chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def test_page_shows_the_words_spoken_into_the_microphone(tmp_path: Path) -> None:
+    _browser_or_skip()
+    speech = speak(SPOKEN, tmp_path / "speech.wav", speed=140)
+    silence = np.zeros(16000, np.float32)
+    # Silence around the speech: the endpoint rule ends the utterance while streaming.
+    sf.write(tmp_path / "mic.wav", np.concatenate([silence, speech, silence, silence]), 16000, subtype="PCM_16")
+    seconds = (len(speech) + 3 * 16000) / 16000
+    server = subprocess.Popen(
+        [sys.executable, "-m", "asr", "serve", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        line = server.stderr.readline()
+        assert line.startswith("serving on http://"), line
+        url = line.split()[2]
+        shown, status = asyncio.run(_drive(url + "?autostart&beam", tmp_path / "mic.wav", seconds))
+    finally:
+        server.terminate()
+        server.wait(20)
+    assert status == "done", status
+    assert shown == SPOKEN, f"the page showed {shown!r}"
+
+
+async def _drive(url: str, wav: Path, seconds: float) -> tuple[str, str]:
+    async with Page(url, wav) as page:
+        status = ""
+        for _ in range(200):  # the microphone opens and the server answers "ready"
+            status = await page.evaluate("document.getElementById('status').textContent")
+            if status == "listening":
+                break
+            await asyncio.sleep(0.05)
+        assert status == "listening", status
+        await asyncio.sleep(seconds + 0.5)  # the file plays in real time
+        committed = "[...document.querySelectorAll('#committed p')].map(p => p.lastChild.textContent)"
+        during = await page.evaluate(committed)
+        assert during, "no final result arrived while streaming (endpoint)"
+        await page.evaluate("document.getElementById('stop').click()")
+        for _ in range(200):
+            status = await page.evaluate("document.getElementById('status').textContent")
+            if status != "finishing…":
+                break
+            await asyncio.sleep(0.05)
+        if os.environ.get("ASR_SCREENSHOT"):
+            await page.screenshot(Path(os.environ["ASR_SCREENSHOT"]))
+        return " ".join(await page.evaluate(committed)), status
