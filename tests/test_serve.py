@@ -12,7 +12,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +56,8 @@ def running(bundle: Bundle, **limits) -> Iterator[tuple[Server, str]]:
     def run() -> None:
         asyncio.set_event_loop(loop)
         task.append(loop.create_task(server.serve(ready)))
-        try:
+        with suppress(asyncio.CancelledError):
             loop.run_until_complete(task[0])
-        except asyncio.CancelledError:
-            pass
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
