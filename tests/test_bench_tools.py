@@ -131,3 +131,24 @@ def test_calibrate_confidence_writes_the_model(corpus: Path, tiny_model_file: Pa
     bundle = load_model(tiny_model_file)
     assert bundle.metadata["confidence"] == weights
     assert list(make_decoder(bundle, "greedy").confidence) == weights
+
+
+def test_load_test_streams_real_time_clients_and_survives_hostile_ones(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "load.json"
+    done = subprocess.run(
+        [
+            sys.executable, str(ROOT / "tools" / "load_test.py"), "--manifest", str(corpus),
+            "--streams", "1", "3", "--seconds", "1.5", "--max-latency", "5", "--json", str(out),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "largest N with every stream real-time and correct: 3" in done.stdout
+    rounds = json.loads(out.read_text())["rounds"]
+    assert [r["streams"] for r in rounds] == [1, 3]
+    for r in rounds:
+        assert r["server_up"] and r["correct"] == r["streams"] and not r["wrong"]
+        hostile = r["hostile"]
+        assert hostile["oversized frame"] == "closed 1009"
+        assert hostile["invalid JSON"] == hostile["audio before config"] == "closed 1008"
+        assert hostile["NaN samples"] == hostile["odd byte count"] == "closed 1008"

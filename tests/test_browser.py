@@ -35,7 +35,9 @@ def test_page_shows_the_words_spoken_into_the_microphone(tmp_path: Path) -> None
     speech = speak(SPOKEN, tmp_path / "speech.wav", speed=140)
     silence = np.zeros(16000, np.float32)
     # Silence around the speech: the endpoint rule ends the utterance while streaming.
-    sf.write(tmp_path / "mic.wav", np.concatenate([silence, speech, silence, silence]), 16000, subtype="PCM_16")
+    sf.write(
+        tmp_path / "mic.wav", np.concatenate([silence, speech, silence, silence]), 16000, subtype="PCM_16"
+    )
     seconds = (len(speech) + 3 * 16000) / 16000
     server = subprocess.Popen(
         [sys.executable, "-m", "asr", "serve", "--port", "0"],
