@@ -15,6 +15,7 @@ stream goes on with the next one, keeping only what the next frames need.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -97,6 +98,29 @@ def make_decoder(
     calibration = bundle.metadata.get("confidence")
     if not (isinstance(calibration, (list, tuple)) and len(calibration) == 3):
         calibration = None  # absent (or not ours): confidences stay mean posteriors
+    # Decoders hold no per-utterance state, so one per setting serves every file and
+    # stream; building a beam search with an LM and hotwords is not free.
+    named = dataclasses.replace(
+        options,
+        lm=os.path.abspath(options.lm) if options.lm not in (None, "default") else options.lm,
+        lexicon=os.path.abspath(options.lexicon) if isinstance(options.lexicon, str) else options.lexicon,
+    )
+    key = (tuple(bundle.vocabulary.tokens), bundle.frame_seconds, tuple(calibration or ()), named)
+    decoder = _DECODERS.get(key)
+    if decoder is None:
+        decoder = _build_decoder(bundle, options, calibration)
+        _DECODERS[key] = decoder
+        while len(_DECODERS) > 8:
+            _DECODERS.pop(next(iter(_DECODERS)))
+    return decoder
+
+
+_DECODERS: dict[tuple, GreedyDecoder | BeamSearchDecoder] = {}
+
+
+def _build_decoder(
+    bundle: Bundle, options: DecoderOptions, calibration: list[float] | tuple[float, ...] | None
+) -> GreedyDecoder | BeamSearchDecoder:
     if options.decoder == "greedy":
         return GreedyDecoder(bundle.vocabulary, bundle.frame_seconds, calibration)
     lm = None
