@@ -122,6 +122,13 @@ def write_manifest(
     tmp = out.with_name(out.name + ".tmp")
     try:
         count, seconds, skipped = _write(entries, tmp, base, on_error)
+        if count == 0:
+            # An empty manifest would only fail later, in training, far from the cause.
+            raise ValueError(
+                f"no usable utterances ({skipped} unreadable); {out} was not written"
+                if skipped
+                else f"the source lists no utterances; {out} was not written"
+            )
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -95,3 +95,7 @@ def test_missing_sources_are_usage_errors(tmp_path: Path) -> None:
     assert done.returncode == 2 and "no LibriSpeech transcripts" in done.stderr
     done = asr("prepare", "commonvoice", str(tmp_path / "train.tsv"))
     assert done.returncode == 2 and "no such file" in done.stderr
+    (tmp_path / "header.csv").write_text("audio,text\n")  # a header and no rows
+    done = asr("prepare", "csv", str(tmp_path / "header.csv"))
+    assert done.returncode == 2 and "lists no utterances" in done.stderr
+    assert done.stderr.count("\n") == 1 and not (tmp_path / "header.jsonl").exists()
