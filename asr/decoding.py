@@ -614,9 +614,10 @@ class BeamSearchDecoder:
         limit = scored[0][0] - self.beam_prune
         return [beam for score, beam in scored if score >= limit]
 
-    def _final_beams(self, state: BeamState) -> list[tuple[float, _Beam]]:
-        """The beams rescored as complete utterances: the open word finished (or dropped
-        when the lexicon does not list it) and the LM's end of sentence added."""
+    def _final_beams(self, state: BeamState) -> list[tuple[float, _Beam, bool]]:
+        """The beams rescored as complete utterances: the open word finished (or the beam
+        dropped when the lexicon does not list it) and the LM's end of sentence added.
+        The flag says to cut the beam's unfinished last word from its text."""
         scored = []
         for beam in state.beams:
             context = beam.context
@@ -628,14 +629,20 @@ class BeamSearchDecoder:
             bonus = context.words_score
             if self.lm is not None:
                 bonus += self.lm_weight * self.lm.score(context.lm_state, EOS)[0]
-            scored.append((beam.acoustic + bonus, beam))
-        if not scored:  # the lexicon rejected every ending: fall back to the best beam
-            scored = [(b.score, b) for b in state.beams[:1]]
+            scored.append((beam.acoustic + bonus, beam, False))
+        if not scored:
+            # The lexicon rejected every beam's last word: keep the best beam's finished
+            # words only, so the output still holds listed words alone.
+            scored = [(b.score, b, True) for b in state.beams[:1]]
         scored.sort(key=lambda sb: sb[0], reverse=True)
         return scored
 
-    def _hypothesis(self, beam: _Beam, score: float, offset: float) -> Hypothesis:
-        tokens = _strip_spaces(beam.token_spans(), self._space)
+    def _hypothesis(self, beam: _Beam, score: float, offset: float, cut_open: bool = False) -> Hypothesis:
+        spans = beam.token_spans()
+        if cut_open:
+            last_space = max((i for i, t in enumerate(spans) if t.token == self._space), default=0)
+            spans = spans[:last_space]
+        tokens = _strip_spaces(spans, self._space)
         text = " ".join(self.vocabulary.decode(t.token for t in tokens).split())
         words = words_from_tokens(tokens, self.vocabulary, self.frame_seconds, offset, self.confidence)
         return Hypothesis(text, tuple(tokens), words, score)
@@ -651,16 +658,16 @@ class BeamSearchDecoder:
         """End the stream and return its best hypothesis; word times start at ``offset``."""
         if not state.beams:
             state.beams = self.start().beams
-        score, beam = self._final_beams(state)[0]
-        return self._hypothesis(beam, score, offset)
+        score, beam, cut = self._final_beams(state)[0]
+        return self._hypothesis(beam, score, offset, cut)
 
     def nbest(self, state: BeamState, n: int = DEFAULT_NBEST, offset: float = 0.0) -> list[Hypothesis]:
         """The ``n`` best distinct transcripts of the ended stream, best first."""
         if not state.beams:
             state.beams = self.start().beams
         out: list[Hypothesis] = []
-        for score, beam in self._final_beams(state):
-            hyp = self._hypothesis(beam, score, offset)
+        for score, beam, cut in self._final_beams(state):
+            hyp = self._hypothesis(beam, score, offset, cut)
             if all(h.text != hyp.text for h in out):
                 out.append(hyp)
             if len(out) == n:

@@ -207,8 +207,13 @@ def test_lexicon_restricts_words(tmp_path) -> None:
     assert BeamSearchDecoder(VOCAB, beam_size=8).decode(lp).text == "hellp world"
     decoder = BeamSearchDecoder(VOCAB, beam_size=8, lexicon=["hello", "world", "word"])
     assert decoder.decode(lp).text == "hello world"
-    # Nothing in the lexicon fits: the decoder still answers, with its best beam.
-    assert isinstance(BeamSearchDecoder(VOCAB, lexicon=["zebra"]).decode(lp).text, str)
+    # Nothing in the lexicon fits: the decoder still answers, with listed words only.
+    for lexicon in (["zebra"], ["hello", "zebra"], ["world"]):
+        text = BeamSearchDecoder(VOCAB, lexicon=lexicon).decode(lp).text
+        assert set(text.split()) <= set(lexicon), (lexicon, text)
+    # An open word the lexicon cannot finish is cut, not printed half-spelled.
+    cut = BeamSearchDecoder(VOCAB, beam_size=8, lexicon=["hello", "worlds"]).decode(lp).text
+    assert cut == "hello", cut
 
 
 def test_hotword_recovers_a_rare_word(tmp_path) -> None:
