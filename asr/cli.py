@@ -452,11 +452,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=256 * 1024,
         help="largest message (audio chunk) accepted",
     )
-    p.add_argument("--idle-timeout", type=float, default=30.0, help="close a connection silent this long (s)")
     p.add_argument(
-        "--endpoint-silence", type=float, default=0.8, help="silence after speech that ends an utterance (s)"
+        "--idle-timeout", type=_positive_float, default=30.0, help="close a connection silent this long (s)"
     )
-    p.add_argument("--threads", type=int, default=0, help="torch threads for the model (0: default)")
+    p.add_argument(
+        "--endpoint-silence",
+        type=_positive_float,
+        default=0.8,
+        help="silence after speech that ends an utterance (s)",
+    )
+    p.add_argument("--threads", type=_positive, help="torch threads for the model (default: all cores)")
     _add_decoder_args(p, nbest=False)
     p.set_defaults(func=cmd_serve)
 
@@ -540,6 +545,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(func=cmd_eval)
     return parser
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
 
 
 def _positive(text: str) -> int:

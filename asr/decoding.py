@@ -33,6 +33,8 @@ DEFAULT_WORD_BONUS = -0.5
 LM_SLACK = 5.0
 #: Boost (natural log) of a hotword given without ``:BOOST``.
 DEFAULT_HOTWORD_BOOST = 8.0
+#: The largest hotword boost accepted (log units): beyond it a hotword swallows everything.
+MAX_HOTWORD_BOOST = 50.0
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,10 @@ def parse_hotword(spec: str) -> tuple[str, float]:
         value = float(boost) if boost else DEFAULT_HOTWORD_BOOST
     except ValueError:
         raise ValueError(f"hotword {spec!r}: the boost after ':' must be a number") from None
+    if not -MAX_HOTWORD_BOOST <= value <= MAX_HOTWORD_BOOST:  # also rejects nan and inf
+        raise ValueError(
+            f"hotword {spec!r}: the boost must be between -{MAX_HOTWORD_BOOST} and {MAX_HOTWORD_BOOST}"
+        )
     phrase = normalize(text)
     if not phrase:
         raise ValueError(f"hotword {spec!r} has no letters or digits")

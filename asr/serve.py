@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import functools
 import http
 import json
@@ -43,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from asr.checkpoint import Bundle
-from asr.streaming import DecoderOptions, EndpointConfig, Event, Recognizer, Result, Stream
+from asr.decoding import parse_hotword
+from asr.streaming import DecoderOptions, EndpointConfig, Recognizer, Result, Stream
 
 #: Files of the browser page, served at ``/`` and ``/static/NAME``.
 WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "worklet.js": "text/javascript"}
@@ -66,8 +68,19 @@ class ServerConfig:
     max_message_bytes: int = 256 * 1024
     max_streams: int = 32
     idle_timeout: float = 30.0
+    #: Audio a client may have waiting for the model before the server stops reading it.
+    max_backlog_seconds: float = 5.0
+    #: Audio per stream fed to one model step: long uploads cannot hog a step.
+    step_seconds: float = 1.0
     decoder: DecoderOptions = field(default_factory=DecoderOptions)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("idle_timeout", "max_backlog_seconds", "step_seconds"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.max_streams < 1 or self.max_message_bytes < 1024:
+            raise ValueError("max-streams must be at least 1 and max-message-bytes at least 1024")
 
 
 class ProtocolError(Exception):
@@ -83,9 +96,13 @@ class Session:
     dtype: np.dtype
     inbox: collections.deque = field(default_factory=collections.deque)
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
+    #: Samples received (written by the event loop) and fed to the stream (by the worker):
+    #: each counter has one writer, so their difference is a safe backlog measure.
+    received: int = 0
+    consumed: int = 0
     ending: bool = False
+    finished: bool = False
     failed: bool = False
-    audio_seconds: float = 0.0
 
 
 def result_message(kind: str, result: Result) -> dict[str, Any]:
@@ -111,18 +128,29 @@ def result_message(kind: str, result: Result) -> dict[str, Any]:
     return message
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    """A text message as a JSON object, or ProtocolError."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        detail = f": {e}" if isinstance(e, json.JSONDecodeError) else " (nested too deeply)"
+        raise ProtocolError(f"invalid JSON{detail}") from None
+    if not isinstance(value, dict):
+        raise ProtocolError("text messages must be JSON objects")
+    return value
+
+
 def parse_config(text: str | bytes, defaults: DecoderOptions) -> tuple[int, np.dtype, DecoderOptions]:
     """Check a client's config message; returns its sample rate, sample type and decoder options.
 
-    Raises ProtocolError naming what is wrong.
+    Options the client leaves out keep the server's (``defaults``); ``"lm": "default"``
+    means the server's LM and ``"none"`` no LM; the client's hotwords add to the
+    server's. Raises ProtocolError naming what is wrong.
     """
     if isinstance(text, bytes):
         raise ProtocolError("the first message must be a JSON config (text), not audio")
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ProtocolError(f"invalid JSON: {e}") from None
-    if not isinstance(config, dict) or config.get("type") != "config":
+    config = _json_object(text)
+    if config.get("type") != "config":
         raise ProtocolError('the first message must be {"type": "config", "sample_rate": ...}')
     known = {"type", "sample_rate", "format", "decoder", "beam_size", "lm", "hotwords"}
     if unknown := sorted(set(config) - known):
@@ -131,8 +159,9 @@ def parse_config(text: str | bytes, defaults: DecoderOptions) -> tuple[int, np.d
     if not isinstance(rate, int) or isinstance(rate, bool) or not 4000 <= rate <= 192000:
         raise ProtocolError("sample_rate must be an integer from 4000 to 192000")
     fmt = config.get("format", "s16le")
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise ProtocolError(f"format must be one of {', '.join(FORMATS)}")
+    changes: dict[str, Any] = {}
     hotwords = config.get("hotwords", [])
     if (
         not isinstance(hotwords, list)
@@ -140,22 +169,27 @@ def parse_config(text: str | bytes, defaults: DecoderOptions) -> tuple[int, np.d
         or not all(isinstance(h, str) and 0 < len(h) <= 100 for h in hotwords)
     ):
         raise ProtocolError(f"hotwords must be a list of at most {MAX_HOTWORDS} short strings")
-    lm = config.get("lm", "default" if defaults.lm else "none")
-    if lm not in ("default", "none"):
-        raise ProtocolError('lm must be "default" or "none" (clients cannot name server files)')
-    beam_size = config.get("beam_size", defaults.beam_size)
-    if not isinstance(beam_size, int) or not 1 <= beam_size <= 64:
-        raise ProtocolError("beam_size must be an integer from 1 to 64")
-    decoder = config.get("decoder", "beam" if hotwords else defaults.decoder)
+    if hotwords:
+        changes["hotwords"] = (*defaults.hotwords, *hotwords)
+    if "lm" in config:
+        if config["lm"] not in ("default", "none"):
+            raise ProtocolError('lm must be "default" or "none" (clients cannot name server files)')
+        changes["lm"] = None if config["lm"] == "none" else (defaults.lm or "default")
+    if "beam_size" in config:
+        beam_size = config["beam_size"]
+        if not isinstance(beam_size, int) or isinstance(beam_size, bool) or not 1 <= beam_size <= 64:
+            raise ProtocolError("beam_size must be an integer from 1 to 64")
+        changes["beam_size"] = beam_size
+    if "decoder" in config:
+        if config["decoder"] not in ("greedy", "beam"):
+            raise ProtocolError('decoder must be "greedy" or "beam"')
+        changes["decoder"] = config["decoder"]
+    elif hotwords:
+        changes["decoder"] = "beam"  # hotwords need the beam search
     try:
-        options = DecoderOptions(
-            decoder=decoder,
-            beam_size=beam_size,
-            lm=None if lm == "none" else "default",
-            lm_weight=defaults.lm_weight,
-            word_bonus=defaults.word_bonus,
-            hotwords=tuple(hotwords),
-        )
+        for spec in hotwords:
+            parse_hotword(spec)
+        options = dataclasses.replace(defaults, **changes)
     except ValueError as e:
         raise ProtocolError(str(e)) from None
     return rate, FORMATS[fmt], options
@@ -164,15 +198,21 @@ def parse_config(text: str | bytes, defaults: DecoderOptions) -> tuple[int, np.d
 class Server:
     """The shared model, the sessions and the worker that steps them in batches."""
 
-    def __init__(self, bundle: Bundle, config: ServerConfig = ServerConfig()) -> None:
+    def __init__(
+        self, bundle: Bundle, config: ServerConfig = ServerConfig(), log: Callable[[str], None] = print
+    ) -> None:
         self.bundle = bundle
         self.config = config
+        self.log = log
         self.base = Recognizer(bundle, config.endpoint, decoder=config.decoder)
         self.sessions: set[Session] = set()
+        self.connections = 0  # open WebSocket connections, configured or not
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-model")
         self.wake = asyncio.Event()
+        self.progress = asyncio.Condition()  # notified after every model step
         self.batches = 0  # model steps taken, for the logs and the load test
         self.batched_streams = 0
+        self.max_backlog_seen = 0.0  # seconds of audio a stream had waiting, at most
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one cache per server, which lives as long
     def recognizer(self, options: DecoderOptions) -> Recognizer:
@@ -183,14 +223,21 @@ class Server:
 
     # -- worker thread ------------------------------------------------------------------
 
-    def _step(self, sessions: list[Session]) -> list[tuple[Session, list[dict[str, Any]]]]:
-        """Feed the waiting audio, step every ready stream as one batch, flush ended ones."""
+    def _step(
+        self, sessions: list[Session], ending: set[Session]
+    ) -> list[tuple[Session, list[dict[str, Any]]]]:
+        """Feed waiting audio (a bounded slice per stream), step every ready stream as one
+        batch, and flush the streams in ``ending`` once all their audio is in."""
         out: dict[Session, list[dict[str, Any]]] = {s: [] for s in sessions}
         live = []
         for s in sessions:
+            budget = int(self.config.step_seconds * s.sample_rate)
             try:
-                while s.inbox:
-                    s.stream.accept_waveform(s.inbox.popleft(), s.sample_rate, decode=False)
+                while s.inbox and budget > 0:
+                    chunk = s.inbox.popleft()
+                    s.consumed += len(chunk)
+                    budget -= len(chunk)
+                    s.stream.accept_waveform(chunk, s.sample_rate, decode=False)
             except ValueError as e:
                 s.failed = True
                 out[s].append({"type": "error", "message": str(e)})
@@ -201,18 +248,15 @@ class Server:
             self.batches += 1
             self.batched_streams += len(live)
             for s, stream_events in zip(live, events, strict=True):
-                out[s] += [self._message(e) for e in stream_events]
+                out[s] += [result_message(e.kind, e.result) for e in stream_events]
         for s in live:
-            if s.ending and not s.inbox:
+            if s in ending and not s.inbox:
                 final = s.stream.finish()
                 if final.text:
                     out[s].append(result_message("final", final))
-                out[s].append({"type": "done", "audio_seconds": round(s.audio_seconds, 3)})
+                out[s].append({"type": "done", "audio_seconds": round(s.received / s.sample_rate, 3)})
+                s.finished = True
         return list(out.items())
-
-    @staticmethod
-    def _message(event: Event) -> dict[str, Any]:
-        return result_message(event.kind, event.result)
 
     async def run_worker(self) -> None:
         """Step the sessions whenever audio arrived; one model batch at a time."""
@@ -220,34 +264,55 @@ class Server:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            busy = [s for s in self.sessions if (s.inbox or s.ending) and not s.failed]
+            busy = [s for s in self.sessions if (s.inbox or s.ending) and not (s.failed or s.finished)]
             if not busy:
                 continue
-            for s in busy:
-                if s.ending:
-                    self.sessions.discard(s)  # flushed in this step, then done
-            results = await loop.run_in_executor(self.pool, self._step, busy)
+            ending = {s for s in busy if s.ending}  # decided here, not mid-step
+            try:
+                results = await loop.run_in_executor(self.pool, self._step, busy, ending)
+            except Exception as e:  # a bug must not silence every stream: fail this batch only
+                import traceback
+
+                self.log("error: model step failed:\n" + "".join(traceback.format_exception(e)).rstrip())
+                results = [(s, [{"type": "error", "message": "internal error while decoding"}]) for s in busy]
+                for s in busy:
+                    s.failed = True
             for session, messages in results:
+                if session.finished or session.failed:
+                    self.sessions.discard(session)
                 for m in messages:
                     session.outbox.put_nowait(m)
+            if any(s.inbox for s in self.sessions):
+                self.wake.set()  # the slices left over from this step
+            async with self.progress:
+                self.progress.notify_all()
 
     # -- connections --------------------------------------------------------------------
 
     async def handle(self, ws: Any) -> None:
         """One client: config, audio, end; results flow back through its own sender task."""
+        self.connections += 1  # counted from the first moment, so idle sockets count too
+        try:
+            await self._handle(ws)
+        finally:
+            self.connections -= 1
+
+    async def _handle(self, ws: Any) -> None:
         if ws.request is not None and ws.request.path.split("?")[0] != "/ws":
             await self._close(ws, 1008, "the WebSocket endpoint is /ws")
             return
-        if len(self.sessions) >= self.config.max_streams:
+        if self.connections > self.config.max_streams:
             await self._close(ws, 1013, f"server busy: {self.config.max_streams} streams at most")
             return
         session: Session | None = None
         sender: asyncio.Task | None = None
+        loop = asyncio.get_running_loop()
         try:
             first = await self._receive(ws)
             rate, dtype, options = parse_config(first, self.config.decoder)
             try:
-                recognizer = self.recognizer(options)
+                # Building a beam search (an LM to load) must not stall the event loop.
+                recognizer = await loop.run_in_executor(None, self.recognizer, options)
             except ValueError as e:
                 raise ProtocolError(str(e)) from None
             session = Session(recognizer.stream(), rate, dtype)
@@ -256,20 +321,26 @@ class Server:
             session.outbox.put_nowait(
                 {"type": "ready", "sample_rate": rate, "model_sample_rate": recognizer.sample_rate}
             )
+            backlog = int(self.config.max_backlog_seconds * rate)
             while True:
+                if session.received - session.consumed > backlog:
+                    # Audio faster than the model: stop reading, so TCP slows the sender.
+                    async with self.progress:
+                        await self.progress.wait_for(
+                            lambda s=session: s.received - s.consumed <= backlog or s.failed
+                        )
                 message = await self._receive(ws)
                 if isinstance(message, bytes):
                     if len(message) % dtype.itemsize:
                         raise ProtocolError(f"audio messages must hold whole {dtype.itemsize}-byte samples")
                     samples = np.frombuffer(message, dtype)
-                    session.audio_seconds += len(samples) / rate
+                    session.received += len(samples)
                     session.inbox.append(samples)
+                    waiting = (session.received - session.consumed) / rate
+                    self.max_backlog_seen = max(self.max_backlog_seen, waiting)
                     self.wake.set()
                     continue
-                try:
-                    kind = json.loads(message).get("type")
-                except (json.JSONDecodeError, AttributeError):
-                    raise ProtocolError("text messages must be JSON objects") from None
+                kind = _json_object(message).get("type")
                 if kind != "end":
                     raise ProtocolError(f'unexpected message type {kind!r}: send audio or {{"type": "end"}}')
                 session.ending = True
@@ -305,7 +376,11 @@ class Server:
             message = await session.outbox.get()
             try:
                 if message["type"] == "error":
-                    await self._close(ws, 1008, message["message"])
+                    await self._close(
+                        ws,
+                        1008 if not message["message"].startswith("internal") else 1011,
+                        message["message"],
+                    )
                     return
                 await ws.send(json.dumps(message))
                 if message["type"] == "done":
@@ -391,4 +466,4 @@ def run_server(bundle: Bundle, config: ServerConfig, log: Callable[[str], None] 
         if host not in ("127.0.0.1", "::1", "localhost"):
             log("warning: listening beyond this machine; the server has no authentication")
 
-    asyncio.run(Server(bundle, config).serve(ready))
+    asyncio.run(Server(bundle, config, log).serve(ready))

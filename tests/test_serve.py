@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from asr.checkpoint import Bundle, load_model
 from asr.client import stream_audio
-from asr.serve import Server, ServerConfig
+from asr.serve import Server, ServerConfig, parse_config
 from asr.streaming import DecoderOptions, transcribe
 from tests.conftest import speak
 
@@ -138,6 +138,11 @@ CONFIG = json.dumps({"type": "config", "sample_rate": 16000})
         ([CONFIG, json.dumps({"type": "pause"})], 1008, "unexpected message"),
         ([json.dumps({"type": "config", "sample_rate": 16000, "format": "f32le"}),
           np.full(1600, np.nan, "<f4").tobytes()], 1008, "NaN"),
+        ([json.dumps({"type": "config", "sample_rate": 16000, "format": []})], 1008, "format"),
+        (["[" * 100_000], 1008, "invalid JSON"),
+        ([json.dumps({"type": "config", "sample_rate": 16000, "hotwords": ["a:nan"]})], 1008, "boost"),
+        ([json.dumps({"type": "config", "sample_rate": 16000, "decoder": "greedy", "hotwords": ["a"]})],
+         1008, "beam decoder"),
     ],
 )  # fmt: skip
 def test_protocol_errors_close_only_that_stream(
@@ -212,3 +217,70 @@ def test_cli_binds_localhost_and_stops_on_sigint(tmp_path: Path) -> None:
         assert "Traceback" not in process.stderr.read()
     finally:
         process.kill()
+
+
+def test_config_keeps_the_servers_decoder_settings() -> None:
+    server = DecoderOptions(
+        "beam", beam_size=8, lm="/srv/lm.arpa", lexicon=("yes", "no"), hotwords=("zebra",)
+    )
+    plain = parse_config(json.dumps({"type": "config", "sample_rate": 16000}), server)
+    assert plain[2] == server  # the server's recognizer, LM, lexicon and hotwords
+    custom = parse_config(
+        json.dumps(
+            {"type": "config", "sample_rate": 8000, "lm": "default", "hotwords": ["yes:3"], "beam_size": 4}
+        ),
+        server,
+    )[2]
+    assert custom.lm == "/srv/lm.arpa" and custom.hotwords == ("zebra", "yes:3") and custom.beam_size == 4
+    assert (
+        parse_config(json.dumps({"type": "config", "sample_rate": 8000, "lm": "none"}), server)[2].lm is None
+    )
+
+
+def test_a_failing_model_step_fails_its_streams_and_the_server_goes_on(
+    bundle: Bundle, clips: list[np.ndarray]
+) -> None:
+    with running(bundle) as (server, url):
+        real = server.base.decode_streams
+        calls = []
+
+        def broken(streams):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("simulated bug")
+            return real(streams)
+
+        server.base.decode_streams = broken
+        first = asyncio.run(stream_audio(url, clips[0], 16000))
+        second = asyncio.run(stream_audio(url, clips[1], 16000))
+    assert first.error == "internal error while decoding"
+    assert second.error == "" and second.text == transcribe(clips[1], bundle).text
+
+
+def test_a_flooding_client_is_held_to_the_backlog_and_others_still_finish(
+    bundle: Bundle, clips: list[np.ndarray]
+) -> None:
+    flood = np.tile(clips[3], 12)  # about 20 s, sent as fast as the socket takes it
+
+    async def go(url: str):
+        return await asyncio.gather(
+            stream_audio(url, flood, 16000, chunk_seconds=0.5), stream_audio(url, clips[2], 16000)
+        )
+
+    with running(bundle, max_backlog_seconds=1.0) as (server, url):
+        flooded, other = asyncio.run(go(url))
+    # The server stopped reading the flood once a second of it was waiting (plus the
+    # message that crossed the line); without that it would have queued all 20 s.
+    assert server.max_backlog_seen <= 1.6
+    assert flooded.error == "" and flooded.audio_seconds == pytest.approx(len(flood) / 16000, abs=1e-3)
+    assert other.error == "" and other.text == transcribe(clips[2], bundle).text
+
+
+def test_unconfigured_connections_count_toward_the_stream_limit(bundle: Bundle) -> None:
+    async def go(url: str):
+        async with connect(url), connect(url):  # two sockets that never send a config
+            return await _exchange(url, CONFIG)
+
+    with running(bundle, max_streams=2) as (_, url):
+        received, code = asyncio.run(go(url))
+    assert code == 1013 and "busy" in received[-1]["message"]

@@ -31,7 +31,7 @@ import numpy as np
 
 from asr.audio import load_audio
 from asr.checkpoint import load_model
-from asr.client import stream_audio
+from asr.client import Reply, stream_audio
 from asr.data import read_manifest
 from asr.streaming import transcribe
 
@@ -97,8 +97,16 @@ async def hostile(url: str) -> dict[str, str]:
 async def round_(url: str, clips: list[np.ndarray], expected: list[str]) -> dict:
     """N = len(clips) real-time clients plus the hostile ones, all at once."""
     began = time.perf_counter()
-    jobs = [stream_audio(url, clip, 16000, chunk_seconds=0.1, realtime=True) for clip in clips]
-    results = await asyncio.gather(hostile(url), *jobs)
+    # A stalled server must fail the round, not hang the load test.
+    limit = 3 * max(len(c) for c in clips) / 16000 + 30
+
+    async def client(clip: np.ndarray) -> Reply:
+        try:
+            return await asyncio.wait_for(stream_audio(url, clip, 16000, 0.1, realtime=True), limit)
+        except (asyncio.TimeoutError, OSError) as e:
+            return Reply(error=f"no reply ({type(e).__name__})")
+
+    results = await asyncio.gather(hostile(url), *(client(c) for c in clips))
     bad, replies = results[0], results[1:]
     latencies = sorted(r.final_latency for r in replies)
     wrong = [i for i, r in enumerate(replies) if r.error or r.text != expected[i]]
@@ -112,6 +120,17 @@ async def round_(url: str, clips: list[np.ndarray], expected: list[str]) -> dict
         "hostile": bad,
         "wall_seconds": round(time.perf_counter() - began, 1),
     }
+
+
+def _page_loads(url: str) -> bool:
+    """The server still answers HTTP (alive, and its event loop not stuck)."""
+    import urllib.request
+
+    try:
+        page = url.replace("ws://", "http://").removesuffix("/ws") + "/"
+        return urllib.request.urlopen(page, timeout=10).status == 200
+    except OSError:
+        return False
 
 
 def main() -> int:
@@ -149,7 +168,7 @@ def main() -> int:
                 break
             result = round_(url, clips[:n], expected[:n])
             result = asyncio.run(result)
-            result["server_up"] = server.poll() is None
+            result["server_up"] = server.poll() is None and _page_loads(url)
             result["real_time"] = (
                 result["p95_latency"] <= args.max_latency and result["correct"] == n and result["server_up"]
             )

@@ -5,6 +5,8 @@ const $ = (id) => document.getElementById(id);
 let socket = null;
 let context = null;
 let media = null;
+let capture = null;
+let ending = null; // the fallback timer while the worklet flushes
 
 function setStatus(text) {
   $("status").textContent = text;
@@ -25,26 +27,40 @@ function addFinal(message) {
   showPartial({ committed: "", unstable: "" });
 }
 
-async function openAudio() {
-  media = await navigator.mediaDevices.getUserMedia({
-    audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
-  });
-  try {
-    context = new AudioContext({ sampleRate: 16000 }); // the browser resamples the microphone
-  } catch (e) {
-    context = new AudioContext(); // the server resamples whatever rate this gives
-  }
+async function connectMicrophone() {
   await context.audioWorklet.addModule("/static/worklet.js");
   const source = context.createMediaStreamSource(media);
-  const capture = new AudioWorkletNode(context, "pcm-capture", {
+  capture = new AudioWorkletNode(context, "pcm-capture", {
     processorOptions: { blockSize: Math.round(context.sampleRate / 10) },
   });
   capture.port.onmessage = (event) => {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(event.data);
+    if (event.data === "flushed") {
+      sendEnd();
+    } else if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(event.data);
+    }
   };
   const mute = context.createGain(); // keeps the graph pulling audio without playing it
   mute.gain.value = 0;
   source.connect(capture).connect(mute).connect(context.destination);
+}
+
+async function openAudio() {
+  // Created before any await, inside the click, so that the browser lets it run.
+  context = new AudioContext({ sampleRate: 16000 });
+  media = await navigator.mediaDevices.getUserMedia({
+    audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+  });
+  try {
+    await connectMicrophone(); // the browser resamples the microphone to 16 kHz
+  } catch (e) {
+    // Some browsers cannot resample a microphone: take its own rate, the server resamples.
+    await context.close();
+    context = new AudioContext();
+    await connectMicrophone();
+  }
+  await context.resume();
+  if (context.state !== "running") throw new Error("audio is blocked: click Start again");
 }
 
 async function start() {
@@ -53,6 +69,7 @@ async function start() {
   try {
     await openAudio();
   } catch (e) {
+    closeAudio();
     setStatus("microphone unavailable: " + e.message);
     $("start").disabled = false;
     return;
@@ -67,6 +84,7 @@ async function start() {
     if (hotwords.length) config.hotwords = hotwords;
     socket.send(JSON.stringify(config));
   };
+  socket.onerror = () => setStatus("cannot reach the server");
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "ready") {
@@ -95,13 +113,24 @@ function closeAudio() {
   if (context) context.close();
   media = null;
   context = null;
+  capture = null;
+}
+
+function sendEnd() {
+  if (ending === null) return;
+  clearTimeout(ending);
+  ending = null;
+  closeAudio();
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "end" }));
 }
 
 function stop() {
   $("stop").disabled = true;
   setStatus("finishing…");
-  closeAudio();
-  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "end" }));
+  // The worklet sends what it still holds, then "flushed" (sendEnd); the timer is a fallback.
+  ending = setTimeout(sendEnd, 500);
+  if (capture) capture.port.postMessage("flush");
+  else sendEnd();
 }
 
 $("start").addEventListener("click", start);
