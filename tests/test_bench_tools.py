@@ -152,3 +152,28 @@ def test_load_test_streams_real_time_clients_and_survives_hostile_ones(corpus: P
         assert hostile["oversized frame"] == "closed 1009"
         assert hostile["invalid JSON"] == hostile["audio before config"] == "closed 1008"
         assert hostile["NaN samples"] == hostile["odd byte count"] == "closed 1008"
+
+
+def test_latency_table_reports_each_variant(corpus: Path, tiny_model_file: Path, tmp_path: Path) -> None:
+    from asr.checkpoint import Bundle, save_model
+    from asr.features import FeatureConfig
+    from asr.model import AcousticModel
+    from asr.text import Vocabulary
+    from tests.conftest import tiny_config
+
+    lc = tmp_path / "lc.pt"
+    model = AcousticModel(tiny_config(bidirectional=True, chunk_frames=8, lookahead_frames=2))
+    save_model(Bundle(model.eval(), Vocabulary(), FeatureConfig()), lc)
+    out = tmp_path / "table.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "latency_table.py"), str(tiny_model_file), str(lc),
+         "--manifests", str(corpus), "--json", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("| model | params | algorithmic latency |")
+    assert "| tiny | " in lines[2] and "| 0 ms |" in lines[2]
+    assert "| lc | " in lines[3] and "| 120-400 ms |" in lines[3]
+    rows = json.loads(out.read_text())
+    assert all(r[str(corpus)]["cer"] >= 0 and "stream" in r for r in rows)

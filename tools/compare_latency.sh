@@ -29,9 +29,5 @@ for name in uni lc8+2 lc16+8 bi; do
   # shellcheck disable=SC2086
   asr train "${common[@]}" ${variants[$name]} --out "$OUT/latency-$name" "${resume[@]}"
 done
-for name in uni lc8+2 lc16+8 bi; do
-  for manifest in "$SHARED/dev/manifest.jsonl" "$SYNTH/dev/manifest.jsonl"; do
-    echo "== $name on $manifest"
-    asr eval "$manifest" --model "$OUT/latency-$name/best.pt" --worst 0 | grep -E "^all |real-time" || true
-  done
-done
+python tools/latency_table.py "$OUT"/latency-{uni,lc8+2,lc16+8,bi} \
+  --manifests "$SHARED/dev/manifest.jsonl" "$SYNTH/dev/manifest.jsonl" --json "$OUT/latency-table.json"
