@@ -303,10 +303,12 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         # A new --max-steps re-plans the decay (to extend or shorten a run); otherwise the
         # schedule stays the one the run started with.
         total_steps = config.max_steps or checkpoint["total_steps"]
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        random.setstate(checkpoint["rng"]["python"])
-        if device.type == "cuda" and checkpoint["rng"].get("cuda"):
-            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+        saved = checkpoint.get("rng_ranks") or []
+        rng = saved[rank] if len(saved) == world else checkpoint["rng"]
+        torch.set_rng_state(rng["torch"])
+        random.setstate(rng["python"])
+        if device.type == "cuda" and rng.get("cuda"):
+            torch.cuda.set_rng_state_all(rng["cuda"])
         log(f"resumed from {last_path}: step {step}, epoch {epoch}, batch {start_batch}")
 
     dev_batches = []
@@ -316,6 +318,17 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         dev_batches = [collate([dev_set[i] for i in b]) for b in dev_sampler.batches(0)]
 
     def save(epoch_: int, batch_: int) -> None:
+        rng = {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+        }
+        # Dropout and SpecAugment draw different amounts on each rank, so every rank's
+        # generators are saved (all ranks reach each save together) and each resumes its own.
+        rngs = [rng]
+        if world > 1:
+            rngs = [None] * world
+            torch.distributed.all_gather_object(rngs, rng)
         if rank:
             return
         bundle.metadata.update(train_hours=round(total_hours(train_utts), 2), steps=step)
@@ -330,11 +343,8 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
                 "batch": batch_,
                 "best_cer": best_cer,
                 "total_steps": total_steps,
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
-                },
+                "rng": rng,
+                "rng_ranks": rngs,
             },
             last_path,
         )

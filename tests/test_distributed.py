@@ -42,3 +42,9 @@ def test_two_ranks_match_one_process(corpus: Path, tmp_path: Path) -> None:
     assert curve_two == pytest.approx(curve_one, rel=0.02)
     assert curve_two[-1] < 0.7 * curve_two[0]
     assert (tmp_path / "two" / "last.pt").exists() and (tmp_path / "two" / "best.pt").exists()
+    # Each rank's random generators are saved, so that each resumes its own.
+    import torch
+
+    checkpoint = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
+    assert len(checkpoint["rng_ranks"]) == 2
+    assert len(torch.load(tmp_path / "one" / "last.pt", weights_only=True)["rng_ranks"]) == 1
