@@ -91,7 +91,7 @@ def _add_decoder_args(p: argparse.ArgumentParser, nbest: bool = True) -> None:
         action="append",
         default=[],
         metavar="WORD[:BOOST]",
-        help="favour a word or phrase (repeatable; BOOST in log units)",
+        help="favour a word or phrase (repeatable; BOOST in log units, default 8); implies --decoder beam",
     )
     if nbest:
         g.add_argument("--nbest", type=_positive, default=1, help="alternatives in --format json")
@@ -326,7 +326,11 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
     try:
         if args.list_devices:
-            for d in input_devices():
+            devices = input_devices()
+            if not devices:
+                _error("no audio input devices found")
+                return EXIT_FAILED
+            for d in devices:
                 print(f"{d['index']:>3}  {d['name']}  ({d['channels']} ch, {d['sample_rate']:.0f} Hz)")
             return EXIT_OK
         recognizer = Recognizer(_load(args.model, args.int8), decoder=_decoder_options(args))
@@ -418,10 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3)")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files: wav, flac, ogg, mp3; any rate")
     _add_model_args(p)
     _add_decoder_args(p)
-    p.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
+    p.add_argument(
+        "--format", choices=["txt", "json", "srt", "vtt"], default="txt", help="output format (default txt)"
+    )
     p.add_argument("--output-dir", help="write FILE's transcript to DIR/STEM.FORMAT")
     p.add_argument(
         "--stream",
@@ -441,8 +447,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoder_args(p, nbest=False)
     p.set_defaults(func=cmd_listen)
 
-    p = sub.add_parser("serve", help="WebSocket server and browser page for live transcription")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p = sub.add_parser(
+        "serve",
+        help="WebSocket server and browser page for live transcription",
+        description="Serve live transcription: a browser page at / and a WebSocket at /ws "
+        "(protocol in the README). One model serves every connection.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="TCP port (0: any free port)")
     _add_model_args(p)
     p.add_argument("--max-streams", type=_positive, default=32, help="concurrent streams at most")
@@ -465,8 +477,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoder_args(p, nbest=False)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("export", help="write an int8, TorchScript or ONNX version of a model")
-    p.add_argument("--format", choices=["int8", "torchscript", "onnx"], required=True)
+    p = sub.add_parser(
+        "export",
+        help="write an int8, TorchScript or ONNX version of a model",
+        description="int8: a model file with int8 GRU and linear weights (use it with --model). "
+        "torchscript/onnx: one streaming step of a unidirectional model (see models/README.md).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--format", choices=["int8", "torchscript", "onnx"], required=True, help="what to write")
     p.add_argument("--output", "-o", required=True, help="file to write")
     _add_model_args(p)
     p.add_argument(

@@ -414,6 +414,10 @@ class Server:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return None
         path = request.path.split("?")[0]
+        if path == "/ws":
+            return connection.respond(
+                http.HTTPStatus.UPGRADE_REQUIRED, "connect with a WebSocket client (ws://)\n"
+            )
         name = "index.html" if path == "/" else path.removeprefix("/static/")
         if name not in WEB_FILES or (path != "/" and not path.startswith("/static/")):
             return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")

@@ -39,6 +39,9 @@ def test_int8_file_is_small_safe_and_exact(bundle: Bundle, tmp_path: Path) -> No
     save_model(bundle, tmp_path / "f32.pt")
     save_int8(q, tmp_path / "i8.pt")
     safe_load(tmp_path / "i8.pt")  # plain values only: weights_only loading accepts it
+    (tmp_path / "plain").write_text("")
+    # Readable like any new file (the temporary file it is written through is private).
+    assert (tmp_path / "i8.pt").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
     f32, i8 = (tmp_path / "f32.pt").stat().st_size, (tmp_path / "i8.pt").stat().st_size
     assert i8 < 0.5 * f32
     loaded = load_model(tmp_path / "i8.pt")

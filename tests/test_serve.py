@@ -193,6 +193,10 @@ def test_http_serves_the_page_and_nothing_else(bundle: Bundle) -> None:
         assert "<title>asr: live transcription</title>" in page and "/static/app.js" in page
         assert script.headers["Content-Type"].startswith("text/javascript")
         assert "getUserMedia" in script.read().decode()
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(base + "/ws")  # plain HTTP on the WebSocket endpoint
+        assert info.value.code == 426
+        info.value.close()
         for path in ("/static/../serve.py", "/static/missing.js", "/etc/passwd"):
             with pytest.raises(urllib.error.HTTPError) as info:
                 urllib.request.urlopen(base + path)
