@@ -72,3 +72,20 @@ def tiny_model_file(tmp_path: Path, tiny_model: AcousticModel) -> Path:
     path = tmp_path / "tiny.pt"
     save_model(Bundle(tiny_model, Vocabulary(), FeatureConfig()), path)
     return path
+
+
+def start_server(*args: str) -> tuple[subprocess.Popen, str]:
+    """``asr serve --port 0 ARGS`` in a child process; returns it and its http:// URL."""
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "asr", "serve", "--port", "0", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    line = process.stderr.readline()
+    if not line.startswith("serving on http://"):
+        process.kill()
+        raise AssertionError(f"asr serve did not start: {line!r}")
+    return process, line.split()[2]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jiwer
@@ -18,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from tests.cdp import Page, find_browser
-from tests.conftest import speak
+from tests.conftest import speak, start_server
 
 SPOKEN = "one two three four five"
 
@@ -40,16 +38,8 @@ def test_page_shows_the_words_spoken_into_the_microphone(tmp_path: Path) -> None
         tmp_path / "mic.wav", np.concatenate([silence, speech, silence, silence]), 16000, subtype="PCM_16"
     )
     seconds = (len(speech) + 3 * 16000) / 16000
-    server = subprocess.Popen(
-        [sys.executable, "-m", "asr", "serve", "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    server, url = start_server()
     try:
-        line = server.stderr.readline()
-        assert line.startswith("serving on http://"), line
-        url = line.split()[2]
         shown, status = asyncio.run(_drive(url + "?autostart&beam", tmp_path / "mic.wav", seconds))
     finally:
         server.terminate()

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -24,7 +21,7 @@ from asr.checkpoint import Bundle, load_model
 from asr.client import stream_audio
 from asr.serve import Server, ServerConfig, parse_config
 from asr.streaming import DecoderOptions, transcribe
-from tests.conftest import speak
+from tests.conftest import speak, start_server
 
 TEXTS = ["turn on the light", "seven eight nine", "hello world", "stop the car now"]
 
@@ -205,17 +202,10 @@ def test_http_serves_the_page_and_nothing_else(bundle: Bundle) -> None:
 
 
 def test_cli_binds_localhost_and_stops_on_sigint(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "asr", "serve", "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process, url = start_server()
     try:
-        line = process.stderr.readline()
-        assert line.startswith("serving on http://127.0.0.1:"), line
-        port = int(line.split(":")[2].split("/")[0])
-        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/").status == 200
+        assert url.startswith("http://127.0.0.1:")  # localhost unless --host says otherwise
+        assert urllib.request.urlopen(url).status == 200
         process.send_signal(signal.SIGINT)
         assert process.wait(20) == 0
         assert "Traceback" not in process.stderr.read()
