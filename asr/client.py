@@ -53,7 +53,10 @@ async def stream_audio(
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    pcm = (np.clip(as_float32(samples), -1, 1) * 32767).astype("<i2")
+    if samples.dtype == np.int16:
+        pcm = samples.astype("<i2")  # sent exactly as given
+    else:
+        pcm = (np.clip(as_float32(samples), -1, 1) * 32767).astype("<i2")
     step = max(1, int(sample_rate * chunk_seconds))
     reply = Reply()
     async with connect(url, max_size=2**22) as ws:

@@ -6,8 +6,8 @@ streaming its own audio (utterances of a manifest joined to ``--seconds``) in 10
 chunks at the speed of speech. Alongside every round, hostile clients send oversized
 frames, invalid JSON, audio before the config, NaN samples, and disconnect abruptly.
 
-A round passes when every well-behaved client gets exactly the text that offline
-transcription gives for its own audio (nothing lost, nothing mixed between streams),
+A round passes when every well-behaved client gets exactly the text that a local
+Stream gives for its own audio (nothing lost, nothing mixed between streams),
 no stream errors, the server is still up, and the p95 final-result latency (from the
 client's end message to the server's "done") is at most ``--max-latency``. A server
 that falls behind real time builds a backlog, which shows up in that latency.
@@ -33,13 +33,13 @@ from asr.audio import load_audio
 from asr.checkpoint import load_model
 from asr.client import Reply, stream_audio
 from asr.data import read_manifest
-from asr.streaming import transcribe
+from asr.streaming import Recognizer, transcribe_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_clips(manifest: str, count: int, seconds: float) -> list[np.ndarray]:
-    """``count`` distinct signals of about ``seconds`` each, from consecutive utterances."""
+    """``count`` distinct int16 signals of about ``seconds`` each, from consecutive utterances."""
     utterances = read_manifest(manifest)
     clips, pieces, length, i = [], [], 0, 0
     gap = np.zeros(4000, np.float32)
@@ -51,7 +51,8 @@ def make_clips(manifest: str, count: int, seconds: float) -> list[np.ndarray]:
         pieces += [audio, gap]
         length += len(audio) + len(gap)
         if length >= seconds * 16000:
-            clips.append(np.concatenate(pieces))
+            # int16, as the clients send it: the reference hears the same samples.
+            clips.append((np.clip(np.concatenate(pieces), -1, 1) * 32767).astype(np.int16))
             pieces, length = [], 0
     return clips
 
@@ -146,9 +147,10 @@ def main() -> int:
     began = time.monotonic()
     bundle = load_model(args.model)
     clips = make_clips(args.manifest, max(args.streams), args.seconds)
-    # What each client must get: its own audio, transcribed offline (a float model's
-    # streams equal offline exactly, whatever the chunks and batches).
-    expected = [transcribe(c, bundle).text for c in clips]
+    # What each client must get: its own audio through a local Stream with the same
+    # endpoint rules (a float model's finals do not depend on chunks or batches; they can
+    # differ from offline transcription only where an endpoint splits the audio).
+    expected = [transcribe_stream(c, Recognizer(bundle)).text for c in clips]
     command = [sys.executable, "-m", "asr", "serve", "--port", "0", "--max-streams", "256",
                "--max-message-bytes", str(256 * 1024)]  # fmt: skip
     if args.model:
