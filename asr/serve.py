@@ -35,6 +35,7 @@ import functools
 import http
 import json
 import signal
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -271,8 +272,6 @@ class Server:
             try:
                 results = await loop.run_in_executor(self.pool, self._step, busy, ending)
             except Exception as e:  # a bug must not silence every stream: fail this batch only
-                import traceback
-
                 self.log("error: model step failed:\n" + "".join(traceback.format_exception(e)).rstrip())
                 results = [(s, [{"type": "error", "message": "internal error while decoding"}]) for s in busy]
                 for s in busy:
