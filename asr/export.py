@@ -120,9 +120,11 @@ def int8_from_dict(float_bundle: Bundle, quantized: dict[str, Any], path: str = 
     try:
         exact = {key: _qint8(q, key) for key, q in quantized.items()}
         bundle = quantize_int8(float_bundle)
+        from torch.ao.nn.quantized import dynamic as qd
+
         for name, module in _quantized_modules(bundle.model).items():
             current = _weights(module)
-            if hasattr(module, "set_weight_bias") and name.rsplit(".", 1)[-1] == "gru":
+            if isinstance(module, qd.GRU):  # takes a dict of every layer's weights and biases
                 table = {}
                 for param, (_, bias) in current.items():
                     table[param] = exact[f"{name}.{param}"]
