@@ -117,15 +117,8 @@ def result_message(kind: str, result: Result) -> dict[str, Any]:
         message.update(committed=result.committed, unstable=result.unstable)
     else:
         message["end"] = round(result.start + result.duration, 3)
-        message["words"] = [
-            {
-                "word": w.word,
-                "start": round(w.start, 3),
-                "end": round(w.end, 3),
-                "confidence": round(w.confidence, 3),
-            }
-            for w in result.words
-        ]
+        # The same word objects as `--format json`: times to the millisecond, as decoded.
+        message["words"] = [dataclasses.asdict(w) for w in result.words]
     return message
 
 

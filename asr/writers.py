@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from asr.decoding import Word
 
@@ -64,10 +64,7 @@ def write_json(t: Transcript) -> str:
             {
                 "audio": t.audio,
                 "text": t.text,
-                "words": [
-                    {"word": w.word, "start": w.start, "end": w.end, "confidence": w.confidence}
-                    for w in t.words
-                ],
+                "words": [asdict(w) for w in t.words],  # word, start, end, confidence
                 "duration": round(t.duration, 3),
                 **({"nbest": [{"text": text, "posterior": p} for text, p in t.nbest]} if t.nbest else {}),
             }
