@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal
 import soxr
+import torch
 import torchaudio
 from torch import Tensor
 
@@ -24,17 +25,21 @@ class AugmentConfig:
     p_speed: float = 0.7
     speed: tuple[float, float] = (0.85, 1.15)
     p_gain: float = 1.0
-    gain_db: tuple[float, float] = (-30.0, 6.0)
+    level_dbfs: tuple[float, float] = (-50.0, -14.0)  # RMS; lowered where the peak would clip
     p_noise: float = 0.5
-    snr_db: tuple[float, float] = (5.0, 40.0)
+    snr_db: tuple[float, float] = (5.0, 40.0)  # measured above 50 Hz, where the features look
+    p_noise_floor: float = 0.8  # a microphone's hiss instead of digital silence
+    noise_floor_dbfs: tuple[float, float] = (-90.0, -60.0)
     p_reverb: float = 0.3
     rt60: tuple[float, float] = (0.1, 0.7)
+    drr_db: tuple[float, float] = (-5.0, 10.0)  # direct-to-reverberant energy ratio
     p_bandlimit: float = 0.2
     cutoff_hz: tuple[float, float] = (3000.0, 7000.0)
     freq_masks: int = 2
-    freq_mask_bins: int = 15
-    time_masks: int = 4
-    time_mask_frames: int = 40
+    freq_mask_bins: int = 10
+    time_mask_every: int = 250  # one time mask per this many frames of real audio (at least 1)
+    time_mask_frames: int = 40  # the widest time mask ...
+    time_mask_ratio: float = 0.1  # ... and at most this share of the utterance
 
 
 class WaveAugment:
@@ -52,13 +57,19 @@ class WaveAugment:
         if rng.random() < c.p_speed:
             audio = speed_perturb(audio, rng.uniform(*c.speed))
         if rng.random() < c.p_reverb:
-            audio = reverberate(audio, rng.uniform(*c.rt60), rng)
+            audio = reverberate(audio, rng.uniform(*c.rt60), rng, rng.uniform(*c.drr_db))
         if rng.random() < c.p_bandlimit:
             audio = band_limit(audio, rng.uniform(*c.cutoff_hz))
         if rng.random() < c.p_noise:
             audio = add_noise(audio, rng.uniform(*c.snr_db), rng)
         if rng.random() < c.p_gain:
-            audio = set_level(audio, rng.uniform(*c.gain_db) - 20.0)
+            audio = set_level(audio, rng.uniform(*c.level_dbfs))
+            peak = float(np.abs(audio).max(initial=0.0))
+            if peak > 0.98:
+                audio = audio * (0.98 / peak)
+        if rng.random() < c.p_noise_floor:
+            level = 10 ** (rng.uniform(*c.noise_floor_dbfs) / 20)
+            audio = audio + level * rng.standard_normal(audio.shape[0])
         return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
 
@@ -75,16 +86,28 @@ def set_level(audio: np.ndarray, rms_dbfs: float) -> np.ndarray:
     return audio * (10 ** (rms_dbfs / 20) / rms)
 
 
-def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Add white, pink or brown noise at a signal-to-noise ratio in dB."""
+NOISE_LOW_HZ = 50.0
+
+
+def add_noise(
+    audio: np.ndarray, snr_db: float, rng: np.random.Generator, colour: int | None = None
+) -> np.ndarray:
+    """Add white (``colour`` 0), pink (1) or brown (2; random if None) noise to a
+    ``(samples,)`` waveform at a signal-to-noise ratio in dB.
+
+    The coloured spectra start at 50 Hz, so that the noise power, and with it the SNR, is
+    where the log-mel features see it (a 1/f^2 spectrum taken down to DC would put nearly
+    all of its power in an inaudible drift).
+    """
     n = audio.shape[0]
     white = rng.standard_normal(n)
-    colour = rng.integers(3)
+    colour = int(rng.integers(3)) if colour is None else colour
     if colour:
         # Shape the spectrum: 1/f (pink) or 1/f^2 (brown) power.
         spectrum = np.fft.rfft(white)
-        freqs = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
-        spectrum /= freqs ** (colour / 2)
+        freqs = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+        spectrum /= np.maximum(freqs, NOISE_LOW_HZ) ** (colour / 2)
+        spectrum[freqs < NOISE_LOW_HZ] = 0.0
         white = np.fft.irfft(spectrum, n)
     signal_power = np.mean(np.square(audio), dtype=np.float64)
     noise_power = np.mean(np.square(white)) + 1e-12
@@ -92,13 +115,17 @@ def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.
     return (audio + scale * white).astype(np.float32)
 
 
-def reverberate(audio: np.ndarray, rt60: float, rng: np.random.Generator) -> np.ndarray:
-    """Convolve with a generated room response: a direct path plus decaying noise."""
+def reverberate(audio: np.ndarray, rt60: float, rng: np.random.Generator, drr_db: float = 3.0) -> np.ndarray:
+    """Convolve a ``(samples,)`` waveform with a generated room response: a direct path
+    plus decaying noise whose energy is ``drr_db`` below the direct path's."""
     length = int(rt60 * SAMPLE_RATE)
     t = np.arange(length) / SAMPLE_RATE
     tail = rng.standard_normal(length) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
     tail[: int(0.002 * SAMPLE_RATE)] = 0.0
-    impulse = np.concatenate([[1.0], tail * rng.uniform(0.05, 0.4)])
+    energy = float(np.sum(np.square(tail)))
+    if energy > 0:
+        tail *= np.sqrt(10 ** (-drr_db / 10) / energy)
+    impulse = np.concatenate([[1.0], tail])
     wet = scipy.signal.fftconvolve(audio, impulse)[: audio.shape[0]]
     peak = np.abs(wet).max()
     return (wet * (np.abs(audio).max() / peak if peak > 0 else 1.0)).astype(np.float32)
@@ -110,11 +137,30 @@ def band_limit(audio: np.ndarray, cutoff_hz: float) -> np.ndarray:
     return scipy.signal.sosfilt(sos, audio).astype(np.float32)
 
 
-def spec_augment(feats: Tensor, config: AugmentConfig = AugmentConfig()) -> Tensor:
-    """SpecAugment on standardised ``(batch, frames, n_mels)`` features (masks set 0, the mean)."""
+def spec_augment(
+    feats: Tensor, lengths: Tensor | None = None, config: AugmentConfig = AugmentConfig()
+) -> Tensor:
+    """SpecAugment on standardised ``(batch, frames, n_mels)`` features (masks set 0, the mean).
+
+    ``lengths`` ``(batch,)`` gives each utterance's real frames (default: all of them). Time
+    masks scale with that length, not the padded one: one per ``time_mask_every`` frames,
+    each at most ``time_mask_ratio`` of the utterance, so a one-second command word keeps
+    its sounds while a long sentence still loses several stretches.
+    """
     x = feats.transpose(1, 2).unsqueeze(1)  # (batch, 1, n_mels, frames)
     for _ in range(config.freq_masks):
         x = torchaudio.functional.mask_along_axis_iid(x, config.freq_mask_bins, 0.0, axis=2)
-    for _ in range(config.time_masks):
-        x = torchaudio.functional.mask_along_axis_iid(x, config.time_mask_frames, 0.0, axis=3, p=0.2)
-    return x.squeeze(1).transpose(1, 2)
+    x = x.squeeze(1).transpose(1, 2)  # (batch, frames, n_mels)
+    batch, frames = x.shape[:2]
+    if lengths is None:
+        lengths = torch.full((batch,), frames)
+    keep = torch.ones(batch, frames, dtype=torch.bool, device=x.device)
+    for b, length in enumerate(lengths.tolist()):
+        widest = min(config.time_mask_frames, int(config.time_mask_ratio * length))
+        if widest < 1:
+            continue
+        for _ in range(max(1, length // config.time_mask_every)):
+            width = int(torch.randint(0, widest + 1, ()))
+            start = int(torch.randint(0, length - width + 1, ()))
+            keep[b, start : start + width] = False
+    return x * keep.unsqueeze(-1)

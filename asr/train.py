@@ -150,7 +150,7 @@ class _TrainStep(torch.nn.Module):
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.model.normalize(feats)
         if self.augment:
-            x = spec_augment(x)
+            x = spec_augment(x, lengths)
         logprobs, out_lengths, _ = self.model.forward_normalized(x, lengths)
         return logprobs, out_lengths
 

@@ -21,4 +21,4 @@ asr train \
   --dev "$SHARED/dev/manifest.jsonl" --out runs/default \
   --hidden 384 --layers 4 --conv-channels 32 --dropout 0.1 \
   --lr 2e-3 --warmup-steps 400 --batch-seconds 200 --max-steps "${MAX_STEPS:-3000}" --max-minutes "${MAX_MINUTES:-0}" \
-  --eval-every 150 --checkpoint-every 100 --workers 1 --threads 2 "${resume[@]}"
+  --eval-every 150 --checkpoint-every 100 --workers 1 --threads "${THREADS:-2}" "${resume[@]}"
