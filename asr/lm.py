@@ -116,7 +116,7 @@ class NgramLM:
         hit = self._cache.get(key)
         if hit is None:
             logprob = self.log10_prob(state, word) * LN10
-            following = (*state, word)[-(self.order - 1) :] if self.order > 1 else ()
+            following = self._follow(state, word)
             hit = (logprob, following)
             if len(self._cache) > 500_000:
                 self._cache.clear()
@@ -134,8 +134,17 @@ class NgramLM:
         state, total = self.begin(), 0.0
         for word in [*words, EOS]:
             total += self.log10_prob(state, word)
-            state = (*state, word)[-(self.order - 1) :] if self.order > 1 else ()
+            state = self._follow(state, word)
         return total
+
+    def _follow(self, state: tuple[str, ...], word: str) -> tuple[str, ...]:
+        """The state after ``word``: an unknown word enters the context as ``<unk>``, as in
+        KenLM, so the next word pays ``<unk>``'s backoff instead of backing off for free."""
+        if self.order == 1:
+            return ()
+        if word not in self.words and word not in (EOS, BOS):
+            word = UNK
+        return (*state, word)[-(self.order - 1) :]
 
 
 def _parse_arpa(lines: Iterable[str], path: str) -> list[dict[tuple[str, ...], tuple[float, float]]]:

@@ -130,3 +130,27 @@ def test_uppercase_arpa_and_truncated_files(tmp_path: Path) -> None:
     path.write_text("\\data\\\nngram 1=many\n")
     with pytest.raises(LanguageModelError, match="bad header line"):
         load_lm(path)
+
+
+def test_unknown_word_enters_the_context_as_unk(tmp_path: Path) -> None:
+    # Hand-written bigram LM in which <unk> has a backoff weight and a bigram of its own.
+    arpa = tmp_path / "unk.arpa"
+    arpa.write_text(
+        "\\data\\\nngram 1=5\nngram 2=2\n\n\\1-grams:\n"
+        "-1.0\t</s>\n-99\t<s>\t-0.3\n-1.5\t<unk>\t-0.7\n-0.5\tcat\t-0.2\n-0.6\tsat\t-0.1\n\n"
+        "\\2-grams:\n-0.2\t<unk> sat\n-0.4\t<s> cat\n\n\\end\\\n"
+    )
+    lm = load_lm(arpa)
+    # "zzz" is unknown: P(zzz | <s>) = bo(<s>) + P(<unk>); the context is then <unk>, so
+    # "sat" takes the "<unk> sat" bigram; </s> backs off from "sat". KenLM gives the same
+    # -3.1 and -4.2 for these two sentences.
+    expected = (-0.3 - 1.5) + (-0.2) + (-0.1 - 1.0)
+    assert lm.sentence_log10(["zzz", "sat"]) == pytest.approx(expected)
+    # After an unknown word, a word without a bigram pays <unk>'s backoff (-0.7).
+    assert lm.sentence_log10(["zzz", "cat"]) == pytest.approx((-0.3 - 1.5) + (-0.7 - 0.5) + (-0.2 - 1.0))
+    # The decoder's scorer agrees with the sentence score.
+    state, total = lm.begin(), 0.0
+    for word in ["zzz", "cat", "</s>"]:
+        logprob, state = lm.score(state, word)
+        total += logprob
+    assert total / math.log(10) == pytest.approx(lm.sentence_log10(["zzz", "cat"]))
