@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Stage 2 of the bundled default model (see models/README.md): fine-tunes the stage-1
+# model (tools/train_default.sh) on mostly real speech with the milder augmentation,
+# choosing the checkpoint by real/dev CER. Resumable: run it again after an interruption.
+#   nohup bash tools/finetune_default.sh > logs/finetune_default.log 2>&1 &
+set -euo pipefail
+SHARED=${SHARED:-../shared/data/real}
+SYNTH=${SYNTH:-data/synth}
+INIT=${INIT:-runs/default/best.pt}
+OUT=${OUT:-runs/ft-aug}
+[ -f "$SYNTH/train/manifest.jsonl" ] || python tools/synth_corpus.py --hours 18 --seed 1 --out "$SYNTH/train"
+# 3,000 synthetic utterances (a fixed, seeded draw) keep the synthetic voices in view.
+[ -f "$SYNTH/train/manifest_small.jsonl" ] || python - "$SYNTH/train" <<'PY'
+import random, sys
+lines = open(f"{sys.argv[1]}/manifest.jsonl").readlines()
+random.Random(7).shuffle(lines)
+open(f"{sys.argv[1]}/manifest_small.jsonl", "w").writelines(lines[:3000])
+PY
+start=(--init "$INIT")
+[ -f "$OUT/last.pt" ] && start=(--resume)
+asr train \
+  --train "$SHARED/train/manifest.jsonl:3" --train "$SYNTH/train/manifest_small.jsonl" \
+  --dev "$SHARED/dev/manifest.jsonl" --out "$OUT" \
+  --lr 6e-4 --warmup-steps 50 --batch-seconds 200 --max-steps "${MAX_STEPS:-700}" --max-minutes "${MAX_MINUTES:-0}" \
+  --eval-every 50 --checkpoint-every 50 --workers 1 --threads "${THREADS:-2}" "${start[@]}"
