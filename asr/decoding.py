@@ -26,8 +26,8 @@ DEFAULT_BEAM_PRUNE = 5.0
 #: How many hypotheses ``nbest`` returns.
 DEFAULT_NBEST = 5
 #: LM weight (alpha) and per-word bonus (beta) of LM fusion; tools/tune_lm.py tunes them on dev.
-DEFAULT_LM_WEIGHT = 0.6
-DEFAULT_WORD_BONUS = -0.5
+DEFAULT_LM_WEIGHT = 0.4
+DEFAULT_WORD_BONUS = -1.0
 #: How much (natural log, before the LM weight) finishing a word may raise a prefix's LM
 #: score above its estimate while spelled: extensions are pruned early with this margin.
 LM_SLACK = 5.0
