@@ -31,7 +31,8 @@ def _browser_or_skip() -> None:
 
 def test_page_shows_the_words_spoken_into_the_microphone(tmp_path: Path) -> None:
     _browser_or_skip()
-    speech = speak(SPOKEN, tmp_path / "speech.wav", speed=140)
+    # Commas make espeak-ng pause between the digits, as someone reading them out would.
+    speech = speak(SPOKEN.replace(" ", ", "), tmp_path / "speech.wav", speed=140)
     silence = np.zeros(16000, np.float32)
     # Silence around the speech: the endpoint rule ends the utterance while streaming.
     sf.write(
