@@ -11,6 +11,7 @@ import jiwer
 import torch
 
 from asr.checkpoint import default_model_path, load_model
+from tests.conftest import speak
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "asr" / "examples" / "hello.wav"
@@ -68,20 +69,17 @@ def test_hotword_recovers_a_rare_word_in_real_model_output(tmp_path: Path) -> No
 def test_command_lexicon_turns_misspelled_commands_into_the_listed_words(tmp_path: Path) -> None:
     """The shipped command list with --lexicon: one-word clips come out as listed words
     (or nothing), where greedy decoding misspells them ("marvin" -> "movin")."""
-    if not shutil.which("espeak-ng"):
-        raise AssertionError("espeak-ng is missing (apt-get install espeak-ng)")
-    commands = (ROOT / "asr" / "examples" / "commands.txt").read_text().split()
+    lexicon = ROOT / "asr" / "examples" / "commands.txt"
+    commands = lexicon.read_text().split()
     assert len(commands) == 35 and {"stop", "marvin", "zero", "nine"} <= set(commands)
     words = ["stop", "marvin", "left", "down", "seven"]
     files = []
     for word in words:
-        path = tmp_path / f"{word}.wav"
-        subprocess.run(["espeak-ng", "-w", str(path), word], check=True)
-        files.append(str(path))
+        speak(word, tmp_path / f"{word}.wav")
+        files.append(str(tmp_path / f"{word}.wav"))
     script = shutil.which("asr") or str(Path(sys.executable).parent / "asr")
-    args = [script, "transcribe", "--format", "json", *files]
     done = subprocess.run(
-        [*args, "--lexicon", str(ROOT / "asr/examples/commands.txt")],
+        [script, "transcribe", "--format", "json", *files, "--lexicon", str(lexicon)],
         capture_output=True,
         text=True,
         timeout=120,
