@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jiwer
 import torch
@@ -78,6 +79,19 @@ def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
     progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
     floor = config.lr * config.min_lr_ratio
     return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices and kernels; none on biases and norm gains.
+
+    Decay pulls a LayerNorm gain towards 0 and a bias towards 0, which no one wants; the
+    1-D parameters (``(features,)`` gains and biases) form the undecayed group.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
 
 
 def ctc_loss(logprobs: torch.Tensor, lengths: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -284,7 +298,12 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         step_module = torch.nn.parallel.DistributedDataParallel(
             step_module, device_ids=[device] if device.type == "cuda" else None
         )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # Runs saved before decay was split keep their single group, so they resume unchanged.
+    single = checkpoint is not None and len(checkpoint["optimizer"]["param_groups"]) == 1
+    groups = (
+        [{"params": list(model.parameters())}] if single else parameter_groups(model, config.weight_decay)
+    )
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     sampler = BucketBatchSampler([u.duration for u in train_utts], config.batch_seconds, config.seed)
     steps_per_epoch = len(sampler.batches(0))  # batches (micro-batches with --accumulate)
     total_steps = config.max_steps or math.ceil(steps_per_epoch / config.accumulate) * config.epochs

@@ -12,7 +12,8 @@ import torch
 
 from asr.checkpoint import load_model, safe_load
 from asr.data import BucketBatchSampler, read_manifest
-from asr.train import TrainConfig, learning_rate, train
+from asr.model import AcousticModel, ModelConfig
+from asr.train import TrainConfig, learning_rate, parameter_groups, train
 
 TINY = {"hidden": 48, "layers": 2, "conv_channels": 4, "dropout": 0.0}
 
@@ -72,6 +73,39 @@ def test_resume_continues_from_the_last_checkpoint(trained: Path, corpus: Path, 
     assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(
         learning_rate(29, 30, config(corpus, run, 30))
     )
+
+
+def test_weight_decay_spares_biases_and_norm_gains() -> None:
+    model = AcousticModel(ModelConfig(**TINY))
+    decayed, plain = parameter_groups(model, 0.01)
+    assert decayed["weight_decay"] == 0.01 and plain["weight_decay"] == 0.0
+    names = {id(p): n for n, p in model.named_parameters()}
+    plain_names = {names[id(p)] for p in plain["params"]}
+    assert plain_names and all("bias" in n or "norm" in n for n in plain_names)
+    assert all(p.ndim >= 2 for p in decayed["params"])
+    assert len(decayed["params"]) + len(plain_names) == len(names)
+
+
+def test_a_run_saved_with_one_optimizer_group_still_resumes(
+    trained: Path, corpus: Path, tmp_path: Path
+) -> None:
+    assert len(safe_load(trained / "last.pt")["optimizer"]["param_groups"]) == 2
+    # Runs from before the decay split saved AdamW's state as a single group.
+    # Rebuild that layout: AdamW numbers the state by position in the groups, model order.
+    ckpt = safe_load(trained / "last.pt")
+    model = AcousticModel(ModelConfig(**TINY))
+    position = {id(p): k for k, p in enumerate(p for g in parameter_groups(model, 0.0) for p in g["params"])}
+    old = [position[id(p)] for p in model.parameters()]
+    state = ckpt["optimizer"]["state"]
+    ckpt["optimizer"]["state"] = {j: state[k] for j, k in enumerate(old)}
+    group = ckpt["optimizer"]["param_groups"][0]
+    ckpt["optimizer"]["param_groups"] = [{**group, "params": list(range(len(old)))}]
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save(ckpt, run / "last.pt")
+    train(config(corpus, run, 26), resume=True, log=lambda m: None)
+    resumed = safe_load(run / "last.pt")
+    assert resumed["step"] == 26 and len(resumed["optimizer"]["param_groups"]) == 1
 
 
 def test_transcribe_cli_runs_on_the_checkpoint(trained: Path, corpus: Path) -> None:
