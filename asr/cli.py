@@ -158,7 +158,7 @@ def _unique(folder: Path, stem: str, suffix: str, written: set[Path]) -> Path:
 def cmd_train(args: argparse.Namespace) -> int:
     from asr.checkpoint import ModelFileError
     from asr.data import ManifestError
-    from asr.train import TrainConfig, train
+    from asr.train import TrainConfig, TrainingInterrupted, train
 
     overrides = {
         k: v
@@ -200,6 +200,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (ManifestError, ModelFileError) as e:
         _error(str(e))
         return EXIT_USAGE
+    except TrainingInterrupted as e:
+        if os.environ.get("RANK", "0") == "0":
+            _error(str(e))
+        return 130
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
         print(f"best model: {bundle.path} (dev CER {bundle.metadata.get('dev_cer', 'n/a')})")
     return EXIT_OK

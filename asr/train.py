@@ -15,7 +15,9 @@ import glob
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -79,6 +81,38 @@ def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
     progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
     floor = config.lr * config.min_lr_ratio
     return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped training; the step in flight finished and was checkpointed."""
+
+    def __init__(self, step: int, path: str) -> None:
+        super().__init__(f"interrupted at step {step}; saved {path}; run again with --resume to continue")
+        self.step, self.path = step, path
+
+
+class _StopRequests:
+    """Turns SIGINT and SIGTERM into a flag the loop reads after each optimizer step, so
+    an interrupted run keeps all its steps. A second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -224,7 +258,15 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
     Under torchrun (``WORLD_SIZE`` > 1) each process trains on its share of every global
     batch of ``batch_seconds``, gradients are averaged by DistributedDataParallel (NCCL on
     GPUs, gloo on CPUs), and rank 0 alone evaluates, logs and writes checkpoints.
+
+    Ctrl-C (SIGINT) or SIGTERM lets the step in flight finish, writes ``last.pt`` and
+    raises TrainingInterrupted (a KeyboardInterrupt); a second one stops at once.
     """
+    with _StopRequests() as stop_requests:
+        return _train(config, resume, log, stop_requests)
+
+
+def _train(config: TrainConfig, resume: bool, log, stop_requests: _StopRequests) -> Bundle:
     rank, world, rank_device = _init_distributed(config)
     if rank:
         log = lambda message: None  # noqa: E731
@@ -500,10 +542,18 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
             if config.eval_every and step % config.eval_every == 0:
                 run_eval(epoch + batch_index / steps_per_epoch)
             out_of_time = bool(config.max_minutes and time.time() - started > config.max_minutes * 60)
-            if world > 1:  # every rank must stop at the same step: rank 0's clock decides
-                flag = torch.tensor([float(out_of_time)], device=device)
-                torch.distributed.broadcast(flag, 0)
-                out_of_time = bool(flag.item())
+            interrupted = stop_requests.requested
+            if world > 1:
+                # Every rank must stop at the same step: rank 0's clock decides the time
+                # limit, and a signal to any rank stops them all.
+                flags = torch.tensor([float(out_of_time and not rank), float(interrupted)], device=device)
+                torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+                out_of_time, interrupted = bool(flags[0]), bool(flags[1])
+            if interrupted:
+                bar.close()
+                save(epoch, batch_index)
+                steps_log.close()
+                raise TrainingInterrupted(step, last_path)
             if (config.max_steps and step >= config.max_steps) or out_of_time:
                 stop = True
                 break

@@ -45,6 +45,15 @@ def config(corpus: Path, out: Path) -> TrainConfig:
     )  # fmt: skip
 
 
+def cli_args(corpus: Path, out: Path) -> list[str]:
+    """``asr train`` arguments for the same run as ``config``."""
+    c = config(corpus, out)
+    return ["--train", c.train[0], "--dev", c.dev, "--out", str(out), "--hidden", "32", "--layers", "2",
+            "--conv-channels", "4", "--dropout", "0", "--max-steps", str(STEPS), "--batch-seconds", "4",
+            "--lr", "3e-3", "--warmup-steps", "3", "--checkpoint-every", "4", "--eval-every", "6",
+            "--workers", "0", "--threads", "1", "--seed", "3"]  # fmt: skip
+
+
 def losses(out: Path) -> dict[int, float]:
     """The loss of each step; a step redone after a resume keeps its last value."""
     with open(out / "steps.csv") as f:
@@ -64,12 +73,9 @@ def resume(corpus: Path, out: Path) -> None:
 
 def test_kill_9_mid_epoch_then_resume(corpus: Path, tmp_path: Path, reference: dict[int, float]) -> None:
     out = tmp_path / "run"
-    c = config(corpus, out)
-    args = ["--train", c.train[0], "--dev", c.dev, "--out", str(out), "--hidden", "32", "--layers", "2",
-            "--conv-channels", "4", "--dropout", "0", "--max-steps", str(STEPS), "--batch-seconds", "4",
-            "--lr", "3e-3", "--warmup-steps", "3", "--checkpoint-every", "4", "--eval-every", "6",
-            "--workers", "0", "--threads", "1", "--seed", "3"]  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "asr", "train", *args], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asr", "train", *cli_args(corpus, out)], stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
         if (out / "steps.csv").exists() and len(losses(out)) >= 6:
@@ -87,6 +93,35 @@ def test_kill_9_mid_epoch_then_resume(corpus: Path, tmp_path: Path, reference: d
     assert sorted(resumed) == list(range(1, STEPS + 1))
     assert resumed == pytest.approx(reference, rel=1e-4)
     assert safe_load(out / "last.pt")["step"] == STEPS
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_keeps_every_step(
+    corpus: Path, tmp_path: Path, reference: dict[int, float], sig: signal.Signals
+) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asr", "train", *cli_args(corpus, out)], stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "steps.csv").exists() and len(losses(out)) >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    done = len(losses(out))
+    assert proc.returncode == 130 and 5 <= done < STEPS, stderr
+    # One line, no traceback, and nothing lost: the step in flight finished and was saved.
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"interrupted at step {done}; saved {out / 'last.pt'}; run again with --resume to continue")
+    )
+    assert "Traceback" not in stderr
+    assert safe_load(out / "last.pt")["step"] == done
+    resume(corpus, out)
+    assert losses(out) == pytest.approx(reference, rel=1e-4)
 
 
 def test_crash_during_a_checkpoint_write(corpus: Path, tmp_path: Path, reference: dict[int, float]) -> None:
