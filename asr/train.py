@@ -93,7 +93,9 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 class _StopRequests:
     """Turns SIGINT and SIGTERM into a flag the loop reads after each optimizer step, so
-    an interrupted run keeps all its steps. A second signal stops at once."""
+    an interrupted run keeps all its steps. A second SIGINT (Ctrl-C) stops at once; a
+    SIGTERM after a request changes nothing (torchrun sends one to every worker right
+    after the terminal's Ctrl-C, and must not cut the last checkpoint short)."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -106,7 +108,7 @@ class _StopRequests:
         return self
 
     def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
+        if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
 
@@ -553,6 +555,8 @@ def _train(config: TrainConfig, resume: bool, log, stop_requests: _StopRequests)
                 bar.close()
                 save(epoch, batch_index)
                 steps_log.close()
+                if world > 1:  # rank 0 may still be writing: no rank leaves before it is done
+                    torch.distributed.barrier()
                 raise TrainingInterrupted(step, last_path)
             if (config.max_steps and step >= config.max_steps) or out_of_time:
                 stop = True

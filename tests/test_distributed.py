@@ -2,8 +2,11 @@
 weights, and the loss curve matches one process training on the same global batches."""
 
 import csv
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,3 +51,31 @@ def test_two_ranks_match_one_process(corpus: Path, tmp_path: Path) -> None:
     checkpoint = torch.load(tmp_path / "two" / "last.pt", weights_only=True)
     assert len(checkpoint["rng_ranks"]) == 2
     assert len(torch.load(tmp_path / "one" / "last.pt", weights_only=True)["rng_ranks"]) == 1
+
+
+def test_ctrl_c_under_torchrun_stops_every_rank_at_one_saved_step(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [
+        "--train", f"{corpus}:2", "--dev", str(corpus), "--hidden", "32", "--layers", "2",
+        "--conv-channels", "4", "--max-steps", "500", "--batch-seconds", "8", "--checkpoint-every", "100",
+        "--eval-every", "100", "--workers", "0", "--threads", "1", "--out", str(out),
+    ]  # fmt: skip
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches every process.
+    proc = subprocess.Popen(
+        [*launch, "-m", "asr", "train", *args], stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.time() + 90
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "steps.csv").exists() and len(losses(out)) >= 3:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=90)
+    done = len(losses(out))
+    assert 3 <= done < 100, stderr[-2000:]
+    assert f"interrupted at step {done}; saved {out / 'last.pt'}" in stderr
+    import torch
+
+    checkpoint = torch.load(out / "last.pt", weights_only=True)
+    assert checkpoint["step"] == done and len(checkpoint["rng_ranks"]) == 2
