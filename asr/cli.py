@@ -94,7 +94,12 @@ def _add_decoder_args(p: argparse.ArgumentParser, nbest: bool = True) -> None:
         help="favour a word or phrase (repeatable; BOOST in log units, default 8); implies --decoder beam",
     )
     if nbest:
-        g.add_argument("--nbest", type=_positive, default=1, help="alternatives in --format json")
+        g.add_argument(
+            "--nbest",
+            type=_positive,
+            default=1,
+            help="alternatives in --format json (only there); implies --decoder beam",
+        )
     else:
         p.set_defaults(nbest=1)
 
@@ -104,6 +109,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.streaming import make_decoder, transcribe
     from asr.writers import WRITERS, Transcript
 
+    if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
+        _error(f"--format {args.format} with several files needs --output-dir (one subtitle file each)")
+        return EXIT_USAGE
     bundle = _load(args.model, args.int8)
     options = _decoder_options(args)
     make_decoder(bundle, options)  # a bad LM, lexicon or hotword fails here, once
@@ -122,6 +130,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     for path in args.files:
         try:
             if args.stream:
+                if len(args.files) > 1:
+                    view.prefix = f"{path}: "  # as in the batch output: each line names its file
                 result = transcribe_stream(path, recognizer, view.event)
             else:
                 result = transcribe(path, bundle, decoder=options)
@@ -133,6 +143,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         if args.output_dir:
             target = _unique(Path(args.output_dir), Path(path).stem, args.format, written)
             target.write_text(text, encoding="utf-8")
+            if target.stem != Path(path).stem:
+                print(
+                    f"{path}: written to {target} (an earlier input took {Path(path).stem}.{args.format})",
+                    file=sys.stderr,
+                )
         elif args.stream and args.format == "txt":
             pass  # its lines were printed as the utterances ended
         elif args.format == "txt" and len(args.files) > 1:
@@ -221,6 +236,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.manifest:
         _error("give a MANIFEST, or --ref and --hyp text files")
         return EXIT_USAGE
+    if args.plot:
+        from asr.plots import _pyplot
+
+        try:
+            _pyplot()  # before decoding, not after it
+        except RuntimeError as e:
+            _error(str(e))
+            return EXIT_USAGE
     try:
         utterances = read_manifest(args.manifest)
     except ManifestError as e:
@@ -271,7 +294,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 f"changed, committed changes {f['committed_changed']:.0f}; RTF {f['rtf']:.4f}"
             )
         for row in report.worst(args.worst):
-            print(f"\n{row['audio']} ({row['errors']} errors)\n{row['alignment']}")
+            errors = f"{row['errors']} error" + ("" if row["errors"] == 1 else "s")
+            print(f"\n{row['audio']} ({errors})\n{row['alignment']}")
     if args.plot:
         from asr.plots import write_plots
 
@@ -337,24 +361,22 @@ def cmd_listen(args: argparse.Namespace) -> int:
             for d in devices:
                 print(f"{d['index']:>3}  {d['name']}  ({d['channels']} ch, {d['sample_rate']:.0f} Hz)")
             return EXIT_OK
+        import torch
+
+        torch.set_num_threads(args.threads)
         recognizer = Recognizer(_load(args.model, args.int8), decoder=_decoder_options(args))
         if args.file:
             source: MicrophoneSource = FileSource(args.file, args.speed)
         else:
             source = MicrophoneSource(args.device, args.samplerate)
             print(f"listening on {source.name!r} at {source.sample_rate} Hz; Ctrl-C to stop", file=sys.stderr)
-        overflows = run(recognizer, source, LiveView(timestamps=args.timestamps))
+        run(recognizer, source, LiveView(timestamps=args.timestamps))  # reports losses on stderr
     except (MicrophoneError, AudioError) as e:
         _error(str(e))
         return EXIT_FAILED
     except ValueError as e:
         _error(str(e))
         return EXIT_USAGE
-    if overflows:
-        print(
-            f"asr: warning: {overflows} input overflows (audio was lost; the CPU fell behind)",
-            file=sys.stderr,
-        )
     return EXIT_OK
 
 
@@ -421,8 +443,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends an option's default to its help, unless the help already states one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if not action.option_strings or "default" in text or action.default in (None, False, [], 0.0, 0):
+            return text
+        if action.default is argparse.SUPPRESS:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("asr")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asr", description="Streaming speech recognition.")
+    parser = argparse.ArgumentParser(
+        prog="asr", description="Streaming speech recognition.", formatter_class=_HelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"asr {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3)")
@@ -448,6 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="play this audio file through the live path instead of a microphone")
     p.add_argument("--speed", type=float, default=1.0, help="with --file: times real time (0: no waiting)")
     p.add_argument("--timestamps", action="store_true", help="prefix lines with the utterance start")
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        default=1,
+        help="torch threads for the model (default 1: keeps up with real time on a busy machine)",
+    )
     _add_decoder_args(p, nbest=False)
     p.set_defaults(func=cmd_listen)
 
@@ -456,7 +508,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="WebSocket server and browser page for live transcription",
         description="Serve live transcription: a browser page at / and a WebSocket at /ws "
         "(protocol in the README). One model serves every connection.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="TCP port (0: any free port)")
@@ -486,7 +537,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="write an int8, TorchScript or ONNX version of a model",
         description="int8: a model file with int8 GRU and linear weights (use it with --model). "
         "torchscript/onnx: one streaming step of a unidirectional model (see models/README.md).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--format", choices=["int8", "torchscript", "onnx"], required=True, help="what to write")
     p.add_argument("--output", "-o", required=True, help="file to write")
@@ -566,6 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hyp", help="hypothesis text file, one utterance a line (with --ref)")
     p.add_argument("--json", action="store_true", help="print a JSON report")
     p.set_defaults(func=cmd_eval)
+    for subparser in sub.choices.values():
+        subparser.formatter_class = _HelpFormatter
     return parser
 
 

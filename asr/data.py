@@ -15,10 +15,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import soundfile
 import torch
 from torch import Tensor
 
-from asr.audio import AudioError, load_audio
+from asr.audio import SAMPLE_RATE, AudioError, load_audio
 from asr.features import FeatureConfig, log_mel
 from asr.text import Vocabulary, normalize
 
@@ -39,6 +40,8 @@ class Utterance:
 def read_manifest(path: str | os.PathLike[str], weight: int = 1) -> list[Utterance]:
     """Read a JSONL manifest; audio paths become absolute, texts are normalised.
 
+    A line without ``duration`` gets it from the audio file's header.
+
     ``subset`` is the first folder of the audio path (``cathy/a.opus`` -> ``cathy``), or
     for an absolute path the folder holding the file.
     ``weight`` repeats every utterance that many times (to up-weight a corpus).
@@ -53,23 +56,40 @@ def read_manifest(path: str | os.PathLike[str], weight: int = 1) -> list[Utteran
                     continue
                 try:
                     row = json.loads(line)
+                    if not isinstance(row, dict) or not isinstance(row.get("audio"), str):
+                        raise ValueError('each line needs an "audio" path')
                     audio = row["audio"]
+                    full = audio if os.path.isabs(audio) else os.path.join(root, audio)
+                    duration = row.get("duration")
                     rows.append(
                         Utterance(
-                            audio=audio if os.path.isabs(audio) else os.path.join(root, audio),
+                            audio=full,
                             text=normalize(row.get("text", "")),
-                            duration=float(row["duration"]),
+                            duration=_header_duration(full) if duration is None else float(duration),
                             speaker=str(row.get("speaker", "")),
                             subset=_subset(audio),
                         )
                     )
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                except (json.JSONDecodeError, TypeError, ValueError) as e:
                     raise ManifestError(f"{path}:{number}: bad manifest line ({e})") from None
     except OSError as e:
         raise ManifestError(f"{path}: cannot read manifest ({e.strerror})") from None
     except UnicodeDecodeError:
         raise ManifestError(f"{path}: not a text (UTF-8 JSON Lines) manifest") from None
     return rows * weight
+
+
+def _header_duration(audio: str) -> float:
+    """Seconds of audio in a file, from its header (for manifest lines without a duration)."""
+    try:
+        info = soundfile.info(audio)
+        return info.frames / info.samplerate
+    except (OSError, RuntimeError):
+        pass  # a format only the full decoder reads
+    try:
+        return len(load_audio(audio)) / SAMPLE_RATE
+    except AudioError as e:
+        raise ValueError(f'no "duration", and the audio cannot be read to find it: {e}') from None
 
 
 def _subset(audio: str) -> str:

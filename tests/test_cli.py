@@ -186,6 +186,88 @@ def test_output_dir_keeps_inputs_with_the_same_name(
     )
     assert done.returncode == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["tone-2.txt", "tone.txt"]
+    # The renamed one is reported, so the user knows which input went where.
+    assert (
+        done.stderr.strip()
+        == f"{twin}: written to {tmp_path / 'o' / 'tone-2.txt'} (an earlier input took tone.txt)"
+    )
+
+
+def test_several_files_stay_apart_on_stdout(audio: Path, tiny_model_file: Path) -> None:
+    model = ["--model", str(tiny_model_file)]
+    # Two subtitle documents cannot share stdout: refused before any decoding.
+    for fmt in ("srt", "vtt"):
+        done = asr("transcribe", *model, "--format", fmt, str(audio), str(audio))
+        assert done.returncode == 2 and not done.stdout
+        assert (
+            done.stderr.strip()
+            == f"asr: error: --format {fmt} with several files needs --output-dir (one subtitle file each)"
+        )
+    # Streamed text lines name their file, as the batch output does.
+    done = asr("transcribe", *model, "--stream", str(audio), str(audio))
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and lines and all(line.startswith(f"{audio}: ") for line in lines)
+    assert (
+        lines
+        == [
+            f"{audio}: {line}"
+            for line in asr("transcribe", *model, "--stream", str(audio)).stdout.splitlines()
+        ]
+        * 2
+    )
+
+
+def test_help_shows_real_defaults_and_version() -> None:
+    import asr as package
+    from asr.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for name, sub in commands.items():
+        text = sub.format_help()
+        assert "(default: None)" not in text and "default: the bundled model) (default" not in text, name
+    assert "beams kept by the beam search (default: 16)" in " ".join(
+        commands["transcribe"].format_help().split()
+    )
+    assert "(default: 100)" in commands["eval"].format_help()
+    done = asr("--version")
+    assert done.returncode == 0 and done.stdout.strip().startswith("asr ") and package.__name__ == "asr"
+
+
+def test_eval_plot_without_matplotlib_fails_before_decoding(corpus: Path, tiny_model_file: Path) -> None:
+    # matplotlib made unimportable: the error comes first, with no figures computed.
+    script = (
+        "import sys; sys.modules['matplotlib'] = None; from asr.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "eval", str(corpus), "--model", str(tiny_model_file), "--plot", "p"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "WER" not in done.stdout
+    assert done.stderr.strip() == "asr: error: plots need matplotlib: pip install matplotlib"
+
+
+def test_a_manifest_without_durations_reads_them_from_the_audio(corpus: Path, tmp_path: Path) -> None:
+    from asr.data import ManifestError, read_manifest
+
+    rows = [json.loads(line) for line in corpus.read_text().splitlines()]
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text(
+        "".join(
+            json.dumps({"audio": str(corpus.parent / r["audio"]), "text": r["text"]}) + "\n" for r in rows
+        )
+    )
+    read = read_manifest(bare)
+    assert [u.duration for u in read] == pytest.approx([r["duration"] for r in rows], abs=1e-3)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "no audio"}\n{"audio": "gone.wav"}\n')
+    with pytest.raises(
+        ManifestError, match=r'broken.jsonl:1: bad manifest line \(each line needs an "audio" path\)'
+    ):
+        read_manifest(broken)
+    broken.write_text('{"audio": "gone.wav"}\n')
+    with pytest.raises(ManifestError, match=r'broken.jsonl:1: .*no "duration", and the audio cannot be read'):
+        read_manifest(broken)
 
 
 def test_beam_options_nbest_and_hotwords(tmp_path: Path, audio: Path, tiny_model_file: Path) -> None:
