@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from asr.checkpoint import Bundle
+from asr.cli import main
 from asr.features import FeatureConfig
-from asr.listen import FileSource, LiveView, run
+from asr.listen import BLOCK_SECONDS, LAG_WARN_SECONDS, FileSource, ListenStats, LiveView, run
 from asr.model import AcousticModel
-from asr.streaming import EndpointConfig, Recognizer
+from asr.streaming import EndpointConfig, Recognizer, Stream
 from asr.text import Vocabulary
 
 FAKES = Path(__file__).parent / "fakes"
@@ -93,29 +95,123 @@ def test_missing_portaudio_is_a_clear_message(tmp_path: Path, tiny_model_file: P
     )
 
 
-def test_file_source_through_the_live_path(wav: Path, tiny_model: AcousticModel) -> None:
-    """--file plays through the same loop; its output equals the stream's own finals."""
-    bundle = Bundle(tiny_model, Vocabulary(), FeatureConfig())
-    rec = Recognizer(bundle, EndpointConfig(max_utterance=0.5))
+class Capture:
+    def __init__(self) -> None:
+        self.text = ""
 
-    class Capture:
-        def __init__(self) -> None:
-            self.text = ""
+    def write(self, s: str) -> None:
+        self.text += s
 
-        def write(self, s: str) -> None:
-            self.text += s
+    def flush(self) -> None:
+        pass
 
-        def flush(self) -> None:
-            pass
+    def isatty(self) -> bool:
+        return False
 
-        def isatty(self) -> bool:
-            return False
 
-    out = Capture()
-    assert run(rec, FileSource(str(wav), speed=0), LiveView(out)) == 0  # type: ignore[arg-type]
+def lines(rec: Recognizer, audio: np.ndarray) -> list[str]:
+    """The committed lines of ``audio`` decoded whole."""
     stream = rec.stream()
-    expected = [
-        e.result.text for e in stream.accept_waveform(sf.read(wav, dtype="float32")[0]) if e.kind == "final"
-    ]
+    expected = [e.result.text for e in stream.accept_waveform(audio) if e.kind == "final"]
     expected.append(stream.finish().text)
-    assert out.text.splitlines() == [t for t in expected if t]
+    return [t for t in expected if t]
+
+
+@pytest.fixture
+def rec(tiny_model: AcousticModel) -> Recognizer:
+    return Recognizer(Bundle(tiny_model, Vocabulary(), FeatureConfig()), EndpointConfig(max_utterance=0.5))
+
+
+def test_file_source_through_the_live_path(wav: Path, rec: Recognizer) -> None:
+    """--file plays through the same loop; its output equals the stream's own finals."""
+    out = Capture()
+    stats = run(rec, FileSource(str(wav), speed=0), LiveView(out))  # type: ignore[arg-type]
+    assert stats == ListenStats(overflows=0, dropped=0.0, max_lag=0.0)
+    assert out.text.splitlines() == lines(rec, sf.read(wav, dtype="float32")[0])
+
+
+class Backlog(FileSource):
+    """The whole file already captured and queued; Ctrl-C pressed ``presses`` times at the first read."""
+
+    def __init__(self, path: str, presses: int) -> None:
+        super().__init__(path)
+        self.presses = presses
+
+    def __enter__(self) -> "Backlog":
+        block = int(self.sample_rate * BLOCK_SECONDS)
+        for start in range(0, len(self.audio), block):
+            self.queue.put_nowait(self.audio[start : start + block])
+        return self
+
+    def read(self, timeout: float = 0.5) -> np.ndarray | None:
+        if self.presses:
+            for _ in range(self.presses):
+                signal.raise_signal(signal.SIGINT)
+            self.presses = 0
+            return self.queue.get_nowait()  # one block only: the rest is still waiting
+        return super().read(timeout)
+
+
+def test_ctrl_c_decodes_the_audio_already_captured(wav: Path, rec: Recognizer) -> None:
+    audio = sf.read(wav, dtype="float32")[0]
+    out = Capture()
+    run(rec, Backlog(str(wav), presses=1), LiveView(out))  # type: ignore[arg-type]
+    assert out.text.splitlines() == lines(rec, audio)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # A second Ctrl-C skips the backlog: only the block decoded before it counts.
+    out = Capture()
+    run(rec, Backlog(str(wav), presses=2), LiveView(out))  # type: ignore[arg-type]
+    assert out.text.splitlines() == lines(rec, audio[: int(16000 * BLOCK_SECONDS)])
+
+
+def test_a_full_queue_drops_its_oldest_blocks(wav: Path) -> None:
+    source = FileSource(str(wav), max_queue_seconds=0.3)
+    for i in range(10):
+        source._deliver(np.full(1600, i, np.float32))
+    assert source.dropped_samples == 7 * 1600
+    block = source.read(timeout=0)
+    assert block is not None and list(block[::1600]) == [7, 8, 9]  # the newest, in order, joined
+    assert len(source.read(timeout=0)) == 0  # type: ignore[arg-type]
+
+
+def test_a_slow_decoder_falls_behind_visibly_and_boundedly(
+    tmp_path: Path, rec: Recognizer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file at 20x real time into a decoder that needs 0.2 s a call: audio must be dropped and said."""
+    path = tmp_path / "long.wav"
+    audio = (0.1 * np.random.default_rng(1).standard_normal(16000 * 10)).astype(np.float32)
+    sf.write(path, audio, 16000)
+    decoded = []
+    accept = Stream.accept_waveform
+
+    def slow(self: Stream, chunk: np.ndarray, *args, **kwargs):  # type: ignore[no-untyped-def]
+        time.sleep(0.2)
+        decoded.append(len(chunk))
+        return accept(self, chunk, *args, **kwargs)
+
+    monkeypatch.setattr(Stream, "accept_waveform", slow)
+    stats = run(rec, FileSource(str(path), speed=20, max_queue_seconds=2.0), LiveView(Capture()))  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert stats.dropped > 0 and stats.overflows == 0
+    # Nothing vanishes uncounted, and no call ever got more than the queue holds.
+    assert sum(decoded) + round(stats.dropped * 16000) == len(audio)
+    assert max(decoded) <= 2.0 * 16000
+    assert LAG_WARN_SECONDS <= stats.max_lag <= 2.0
+    assert "behind real time" in err and "s of audio dropped so far" in err
+    assert f"{stats.dropped:.1f} s of audio dropped: decoding fell more than 2 s behind" in err
+
+
+def test_listen_threads(wav: Path, tiny_model_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """listen runs the model on one thread unless told otherwise."""
+    before = torch.get_num_threads()
+    args = ["listen", "--model", str(tiny_model_file), "--file", str(wav), "--speed", "0"]
+    try:
+        torch.set_num_threads(2)
+        assert main(args) == 0 and torch.get_num_threads() == 1
+        assert main([*args, "--threads", "2"]) == 0 and torch.get_num_threads() == 2
+        with pytest.raises(SystemExit) as e:
+            main([*args, "--threads", "0"])
+        assert e.value.code == 2
+    finally:
+        torch.set_num_threads(before)
+    assert "warning" not in capsys.readouterr().err
