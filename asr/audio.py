@@ -155,7 +155,8 @@ def as_float32(chunk: np.ndarray) -> np.ndarray:
     if chunk.ndim == 2 and chunk.shape[1] == 1:
         chunk = chunk[:, 0]
     if chunk.ndim != 1:
-        raise ValueError(f"audio must be mono with shape (samples,), got shape {chunk.shape}")
+        hint = "; average the channels first, e.g. audio.mean(axis=1)" if chunk.ndim == 2 else ""
+        raise ValueError(f"audio must be mono with shape (samples,), got shape {chunk.shape}{hint}")
     if chunk.dtype in _INT_SCALE:
         return chunk.astype(np.float32) / _INT_SCALE[chunk.dtype]
     if chunk.dtype not in (np.float32, np.float64):
@@ -163,6 +164,23 @@ def as_float32(chunk: np.ndarray) -> np.ndarray:
     if not np.isfinite(chunk).all():
         raise ValueError("audio contains NaN or infinite samples")
     return chunk.astype(np.float32, copy=False)
+
+
+def as_mono_float32(audio: np.ndarray) -> np.ndarray:
+    """Check a whole app-supplied signal and convert it to float32 mono ``(samples,)``.
+
+    Takes what ``as_float32`` takes, and also ``(samples, channels)`` arrays (the layout
+    ``soundfile.read`` returns), whose channels are averaged as a file's are. An array
+    with more columns than rows looks like ``(channels, samples)`` and raises ValueError.
+    """
+    if isinstance(audio, np.ndarray) and audio.ndim == 2 and audio.shape[1] > 1:
+        if audio.shape[1] > audio.shape[0] > 0:
+            raise ValueError(
+                f"audio must be shaped (samples, channels), got shape {audio.shape}, which looks like "
+                "(channels, samples); pass audio.T"
+            )
+        return to_mono(as_float32(audio.reshape(-1)).reshape(audio.shape))
+    return as_float32(audio)
 
 
 class MicrophoneError(Exception):

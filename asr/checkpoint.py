@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -76,13 +78,54 @@ def safe_load(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ModelFileError(f"{path}: no such file")
+    export = _export_format(path)
+    if export:
+        article = "an" if export == "ONNX" else "a"
+        raise ModelFileError(
+            f"{path}: {article} {export} export, for running the model in other runtimes; --model takes "
+            "a .pt model file (the bundled default, asr train's best.pt, or asr export --format int8)"
+        )
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        # torch warns about some archives it cannot read this way; the error below says it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # torch raises many types for a bad file
         raise ModelFileError(f"{path}: not a readable model file") from None
     if not isinstance(obj, dict):
         raise ModelFileError(f"{path}: not an asr model file")
     return obj
+
+
+#: Field tags that can follow ``ir_version`` at the start of an ONNX ModelProto.
+_ONNX_TAGS = {0x12, 0x1A, 0x22, 0x28, 0x32, 0x3A, 0x42, 0x72}
+
+
+def _export_format(path: str) -> str:
+    """The name of the ``asr export`` format (TorchScript, ONNX) ``path`` holds, else "".
+
+    A TorchScript archive is a zip like ``torch.save``'s, told apart by its
+    ``constants.pkl`` and ``code/`` entries; an ONNX file is a protobuf that starts with
+    its ``ir_version`` field (``torch.save`` files start with a zip or pickle header).
+    """
+    if os.path.isdir(path):
+        return ""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return ""
+        inner = {name.split("/", 1)[-1] for name in names}
+        if "constants.pkl" in inner or any(name.startswith("code/") for name in inner):
+            return "TorchScript"
+        return ""
+    with open(path, "rb") as f:
+        head = f.read(3)
+    onnx_header = len(head) == 3 and head[0] == 0x08 and head[1] < 0x80 and head[2] in _ONNX_TAGS
+    if path.lower().endswith(".onnx") or onnx_header:
+        return "ONNX"
+    return ""
 
 
 def model_dict(bundle: Bundle, half: bool = False) -> dict[str, Any]:

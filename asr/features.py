@@ -86,7 +86,8 @@ class StreamingFeatures:
     """Log-mel frames of audio that arrives in chunks of any size.
 
     Keeps only the samples that the next frame still needs, so memory is flat. For any
-    chunking, the concatenated output equals ``log_mel`` of the whole signal.
+    chunking, the concatenated output equals ``log_mel`` of the whole signal. Audio must
+    be mono at ``config.sample_rate`` (16 kHz by default); it is not resampled.
     """
 
     def __init__(self, config: FeatureConfig = FeatureConfig()) -> None:
@@ -98,9 +99,24 @@ class StreamingFeatures:
         self._buffer = np.zeros(self.logmel.context, dtype=np.float64)
         self.samples_seen = 0
 
-    def accept(self, chunk: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Add ``(samples,)`` audio; returns the ``(frames, n_mels)`` frames now complete."""
-        chunk = np.asarray(chunk, dtype=np.float64).reshape(-1)
+    def accept(self, chunk: np.ndarray | torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+        """Add ``(samples,)`` float audio; returns the ``(frames, n_mels)`` frames now complete.
+
+        The audio must already be mono at the config's rate (16 kHz for the bundled
+        model): nothing is resampled here (``Stream.accept_waveform`` resamples). Pass
+        ``sample_rate`` to have that checked: another rate raises ValueError.
+        """
+        expected = self.logmel.config.sample_rate
+        if sample_rate is not None and sample_rate != expected:
+            raise ValueError(
+                f"StreamingFeatures takes audio at {expected} Hz, got sample_rate={sample_rate}; "
+                "resample it first (asr.audio.resample) or use Stream.accept_waveform"
+            )
+        chunk = np.asarray(chunk, dtype=np.float64)
+        if sum(size > 1 for size in chunk.shape) > 1:
+            # Flattening (samples, channels) would interleave the channels into noise.
+            raise ValueError(f"StreamingFeatures takes mono (samples,) audio, got shape {chunk.shape}")
+        chunk = chunk.reshape(-1)
         self.samples_seen += chunk.shape[0]
         self._buffer = np.concatenate([self._buffer, chunk])
         out = self.logmel.frames(self._buffer)

@@ -27,7 +27,15 @@ import numpy as np
 import soxr
 import torch
 
-from asr.audio import SAMPLE_RATE, AudioReader, as_float32, check_sample_rate, load_audio, resample
+from asr.audio import (
+    SAMPLE_RATE,
+    AudioReader,
+    as_float32,
+    as_mono_float32,
+    check_sample_rate,
+    load_audio,
+    resample,
+)
 from asr.checkpoint import Bundle, default_lm_path, load_model
 from asr.decoding import (
     DEFAULT_BEAM_SIZE,
@@ -183,7 +191,12 @@ def transcribe(
     decoder: str | DecoderOptions = "greedy",
     beam_size: int = DEFAULT_BEAM_SIZE,
 ) -> Result:
-    """Transcribe a file, or a ``(samples,)`` array at ``sample_rate``.
+    """Transcribe a file, or a numpy array of samples at ``sample_rate`` (16 kHz when not given).
+
+    A file may have any common format, rate and channel count. An array is float32/float64
+    in [-1, 1] or int16/int32 PCM, shaped ``(samples,)`` or ``(samples, channels)`` (the
+    ``soundfile.read`` layout; channels are averaged); another rate than the model's is
+    resampled.
 
     ``decoder`` is "greedy" (best path), "beam" (CTC prefix beam search of ``beam_size``
     with the default LM) or DecoderOptions (LM, lexicon, hotwords, n-best).
@@ -226,8 +239,8 @@ def _logprob_chunks(samples: np.ndarray, bundle: Bundle) -> Iterator[torch.Tenso
 def compute_logprobs(
     audio: str | os.PathLike[str] | np.ndarray, model: Bundle | None = None, sample_rate: int = SAMPLE_RATE
 ) -> torch.Tensor:
-    """The model's CTC log-probs ``(frames, vocab)`` for a file or a ``(samples,)`` array,
-    for decoders used on their own (``BeamSearchDecoder(...).decode(logprobs)``)."""
+    """The model's CTC log-probs ``(frames, vocab)`` for a file or an array as ``transcribe``
+    takes them, for decoders used on their own (``BeamSearchDecoder(...).decode(logprobs)``)."""
     bundle = model if model is not None else load_model()
     return torch.cat(list(_logprob_chunks(_samples(audio, bundle, sample_rate), bundle)))
 
@@ -236,7 +249,7 @@ def _samples(audio: str | os.PathLike[str] | np.ndarray, bundle: Bundle, sample_
     """A file, or an array at ``sample_rate``, as float32 samples at the model's rate."""
     rate = bundle.features.sample_rate
     if isinstance(audio, np.ndarray):
-        return resample(as_float32(audio), check_sample_rate(sample_rate), rate)
+        return resample(as_mono_float32(audio), check_sample_rate(sample_rate), rate)
     return load_audio(audio, rate)
 
 
@@ -397,7 +410,7 @@ class Stream:
     def accept_waveform(
         self, chunk: np.ndarray, sample_rate: int | None = None, decode: bool = True
     ) -> list[Event]:
-        """Add audio: a float32/float64 (in [-1, 1]) or int16/int32 array ``(samples,)``.
+        """Add audio: a float32/float64 (in [-1, 1]) or int16/int32 mono array ``(samples,)``.
 
         Audio at another ``sample_rate`` is resampled (pass the same rate for a whole
         stream). Returns the events this audio caused. ``decode=False`` only buffers the
@@ -513,13 +526,14 @@ def transcribe_stream(
     on_event: Callable[[Event], None] = lambda event: None,
     sample_rate: int = SAMPLE_RATE,
 ) -> Result:
-    """Run a file or ``(samples,)`` array through a Stream in 0.5 s blocks.
+    """Run a file, or a ``(samples,)`` or ``(samples, channels)`` array at ``sample_rate``,
+    through a Stream in 0.5 s blocks.
 
     ``on_event`` sees every partial and final event as it happens. Returns one Result
     joining all the utterances, with their words in stream time.
     """
     if isinstance(audio, np.ndarray):
-        samples = as_float32(audio)
+        samples = as_mono_float32(audio)
         step = max(1, int(sample_rate * FILE_CHUNK_SECONDS))
         blocks: Iterable[np.ndarray] = (samples[i : i + step] for i in range(0, len(samples), step))
     else:

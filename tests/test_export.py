@@ -167,3 +167,70 @@ def test_cli_export_and_int8_transcribe(tmp_path: Path, tiny_model_file: Path) -
         "export", "--model", str(tiny_model_file), "--format", "onnx", "--int8", "-o", str(tmp_path / "x")
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "float model" in bad.stderr
+
+
+def _no_warnings_load(path: Path) -> str:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ModelFileError) as error:
+            load_model(path)
+    assert not caught, [str(w.message) for w in caught]
+    return str(error.value)
+
+
+def test_export_formats_given_as_model_files_are_named(bundle: Bundle, tmp_path: Path) -> None:
+    export_torchscript(bundle, tmp_path / "m.ts", CHUNK)
+    message = _no_warnings_load(tmp_path / "m.ts")
+    assert "TorchScript export" in message and "other runtimes" in message and ".pt model file" in message
+    assert "\n" not in message
+    # An ONNX ModelProto starts with its ir_version field, then e.g. the producer name.
+    (tmp_path / "m.bin").write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x062.14.1:" + bytes(64))
+    assert "an ONNX export" in _no_warnings_load(tmp_path / "m.bin")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    assert "an ONNX export" in _no_warnings_load(tmp_path / "junk.onnx")
+    # A real model file still loads, and other files keep the general message.
+    save_model(bundle, tmp_path / "m.pt")
+    assert load_model(tmp_path / "m.pt").vocabulary == bundle.vocabulary
+    (tmp_path / "junk.pt").write_bytes(b"\x08junk")
+    assert "not a readable model file" in _no_warnings_load(tmp_path / "junk.pt")
+
+
+def test_onnx_export_given_as_a_model_file_is_named(bundle: Bundle, tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    export_onnx(bundle, tmp_path / "m.model", CHUNK)  # named by its contents, not its suffix
+    assert "an ONNX export" in _no_warnings_load(tmp_path / "m.model")
+
+
+def test_cli_transcribe_with_a_torchscript_model_is_one_line(tmp_path: Path, tiny_model_file: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "a.wav", np.zeros(1600, np.float32), 16000)
+    run = [sys.executable, "-m", "asr"]
+    done = subprocess.run(
+        [
+            *run,
+            "export",
+            "--model",
+            str(tiny_model_file),
+            "--format",
+            "torchscript",
+            "-o",
+            str(tmp_path / "m.ts"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [*run, "transcribe", str(tmp_path / "a.wav"), "--model", str(tmp_path / "m.ts")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Warning" not in done.stderr, done.stderr
+    assert "TorchScript export" in done.stderr and "--model takes a .pt model file" in done.stderr

@@ -73,3 +73,15 @@ def test_reset_starts_a_new_signal() -> None:
     stream.reset()
     frames = torch.cat([stream.accept(SIGNAL), stream.finish()])
     assert float((frames - WHOLE).abs().max()) <= 1e-5
+
+
+def test_accept_checks_the_sample_rate_and_mono_shape_it_is_given() -> None:
+    stream = StreamingFeatures()
+    assert stream.accept(SIGNAL[:1600], sample_rate=16000).shape == (10, 80)
+    with pytest.raises(ValueError, match=r"16000 Hz.*44100"):
+        stream.accept(SIGNAL[:1600], sample_rate=44100)
+    # (samples, 1) and (1, samples) are mono; flattening (samples, 2) would interleave.
+    assert stream.accept(SIGNAL[:1600, None]).shape == (10, 80)
+    assert stream.accept(SIGNAL[None, :1600]).shape == (10, 80)
+    with pytest.raises(ValueError, match="mono"):
+        stream.accept(np.stack([SIGNAL, SIGNAL], axis=1))

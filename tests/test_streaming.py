@@ -243,3 +243,29 @@ def test_a_stream_reused_after_finish_resamples_afresh() -> None:
     stream.accept_waveform(audio_8k, 8000)  # the same stream, a new signal
     again = stream.finish()
     assert (again.text, again.words, again.duration) == (first.text, first.words, first.duration)
+
+
+def test_whole_arrays_may_have_channels_like_files(tmp_path) -> None:
+    import soundfile as sf
+
+    from asr.audio import resample
+    from asr.streaming import compute_logprobs, transcribe_stream
+
+    left = resample(AUDIO, 16000, 44100)
+    stereo = np.stack([left, 0.5 * left[::-1]], axis=1)  # (samples, channels), as soundfile reads
+    path = tmp_path / "stereo.wav"
+    sf.write(path, stereo, 44100, subtype="FLOAT")
+    data, rate = sf.read(path, dtype="float32")
+    from_file = compute_logprobs(path, BUNDLE)
+    assert torch.equal(compute_logprobs(data, BUNDLE, sample_rate=rate), from_file)
+    assert transcribe(data, BUNDLE, sample_rate=rate) == transcribe(path, BUNDLE)
+    pcm, _ = sf.read(path, dtype="int16")
+    assert transcribe(pcm, BUNDLE, sample_rate=rate).duration == pytest.approx(3.0, abs=0.01)
+    rec = Recognizer(BUNDLE, EndpointConfig(max_utterance=100))
+    assert transcribe_stream(data, rec, sample_rate=rate).text == transcribe_stream(path, rec).text
+    # (channels, samples), the torch layout, is refused rather than read as many channels.
+    with pytest.raises(ValueError, match=r"\(channels, samples\)"):
+        transcribe(data.T, BUNDLE, sample_rate=rate)
+    # A stream's chunks stay mono: a short 2-D chunk's layout is ambiguous.
+    with pytest.raises(ValueError, match=r"mono.*mean"):
+        rec.stream().accept_waveform(data[:4410], rate)
