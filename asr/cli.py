@@ -43,13 +43,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _decoder_options(args: argparse.Namespace):
+def _decoder_options(args: argparse.Namespace, bundle):
     """DecoderOptions from the decoding flags; LM, lexicon, hotword or n-best flags
-    choose the beam search unless --decoder says otherwise."""
-    from asr.streaming import DecoderOptions
+    choose the beam search unless --decoder says otherwise; with none of them the model's
+    recommendation decides (the bundled model: beam search with the bundled LM)."""
+    from asr.streaming import DecoderOptions, recommended_decoder
 
     wants_beam = bool(args.lm or args.lexicon or args.hotword or args.nbest > 1)
-    decoder = args.decoder or ("beam" if wants_beam else "greedy")
+    decoder = args.decoder or ("beam" if wants_beam else recommended_decoder(bundle))
     if decoder == "greedy" and wants_beam:
         raise ValueError("--lm, --lexicon, --hotword and --nbest need --decoder beam")
     lm = args.lm or "default"
@@ -73,7 +74,8 @@ def _add_decoder_args(p: argparse.ArgumentParser, nbest: bool = True) -> None:
     g.add_argument(
         "--decoder",
         choices=["greedy", "beam"],
-        help="greedy (default) or prefix beam search (the default when LM, lexicon or hotword flags are given)",
+        help="greedy (best path) or prefix beam search (default: beam when LM, lexicon, hotword or "
+        "n-best flags are given, else the model's choice: beam with the bundled model, greedy with yours)",
     )
     g.add_argument(
         "--beam-size", type=_positive, default=DEFAULT_BEAM_SIZE, help="beams kept by the beam search"
@@ -113,7 +115,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         _error(f"--format {args.format} with several files needs --output-dir (one subtitle file each)")
         return EXIT_USAGE
     bundle = _load(args.model, args.int8)
-    options = _decoder_options(args)
+    options = _decoder_options(args, bundle)
     make_decoder(bundle, options)  # a bad LM, lexicon or hotword fails here, once
     write = WRITERS[args.format]
     if args.stream:
@@ -253,7 +255,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     bundle = _load(args.model, args.int8)
     load_seconds = time.perf_counter() - began
     chunk = args.chunk_ms / 1000 if args.stream else 0.0
-    options = _decoder_options(args)
+    options = _decoder_options(args, bundle)
     report: Report = evaluate_manifest(utterances, bundle, _error, options, chunk)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
@@ -364,7 +366,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-        recognizer = Recognizer(_load(args.model, args.int8), decoder=_decoder_options(args))
+        bundle = _load(args.model, args.int8)
+        recognizer = Recognizer(bundle, decoder=_decoder_options(args, bundle))
         if args.file:
             source: MicrophoneSource = FileSource(args.file, args.speed)
         else:
@@ -384,16 +387,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from asr.serve import ServerConfig, run_server
     from asr.streaming import EndpointConfig
 
+    bundle = _load(args.model, args.int8)
     config = ServerConfig(
         host=args.host,
         port=args.port,
         max_message_bytes=args.max_message_bytes,
         max_streams=args.max_streams,
         idle_timeout=args.idle_timeout,
-        decoder=_decoder_options(args),
+        decoder=_decoder_options(args, bundle),
         endpoint=EndpointConfig(silence_after_speech=args.endpoint_silence),
     )
-    bundle = _load(args.model, args.int8)
     if args.threads:
         import torch
 

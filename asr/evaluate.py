@@ -101,10 +101,12 @@ def evaluate_manifest(
     utterances: Sequence[Utterance],
     bundle: Bundle,
     on_error: Callable[[str], None] = lambda message: None,
-    decoder: str | DecoderOptions = "greedy",
+    decoder: str | DecoderOptions | None = None,
     stream_chunk: float = 0.0,
 ) -> Report:
     """Transcribe every utterance and score it, overall, by subset and by speaker.
+
+    ``decoder`` as in ``transcribe`` (None: the model's recommendation).
 
     ``stream_chunk`` > 0 runs each utterance through a Stream in chunks of that many
     seconds instead; the report then carries ``streams`` figures, and the text scored is

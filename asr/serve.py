@@ -46,7 +46,7 @@ import numpy as np
 
 from asr.checkpoint import Bundle
 from asr.decoding import parse_hotword
-from asr.streaming import DecoderOptions, EndpointConfig, Recognizer, Result, Stream
+from asr.streaming import DecoderOptions, EndpointConfig, Recognizer, Result, Stream, recommended_decoder
 
 #: Files of the browser page, served at ``/`` and ``/static/NAME``.
 WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "worklet.js": "text/javascript"}
@@ -61,7 +61,7 @@ class ServerConfig:
     ``max_message_bytes``: largest WebSocket message (audio chunk) accepted;
     ``max_streams``: concurrent streams; ``idle_timeout``: seconds without a message
     after which a connection is closed; ``decoder``: what clients get unless their
-    config asks otherwise.
+    config asks otherwise (None: the model's recommendation, as in ``transcribe``).
     """
 
     host: str = "127.0.0.1"
@@ -73,7 +73,7 @@ class ServerConfig:
     max_backlog_seconds: float = 5.0
     #: Audio per stream fed to one model step: long uploads cannot hog a step.
     step_seconds: float = 1.0
-    decoder: DecoderOptions = field(default_factory=DecoderOptions)
+    decoder: DecoderOptions | None = None
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
 
     def __post_init__(self) -> None:
@@ -198,7 +198,8 @@ class Server:
         self.bundle = bundle
         self.config = config
         self.log = log
-        self.base = Recognizer(bundle, config.endpoint, decoder=config.decoder)
+        self.options = config.decoder or DecoderOptions(recommended_decoder(bundle))
+        self.base = Recognizer(bundle, config.endpoint, decoder=self.options)
         self.sessions: set[Session] = set()
         self.connections = 0  # open WebSocket connections, configured or not
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-model")
@@ -211,7 +212,7 @@ class Server:
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one cache per server, which lives as long
     def recognizer(self, options: DecoderOptions) -> Recognizer:
         """A recognizer per distinct decoder setting, all over the same model."""
-        if options == self.config.decoder:
+        if options == self.options:
             return self.base
         return Recognizer(self.bundle, self.config.endpoint, decoder=options)
 
@@ -301,7 +302,7 @@ class Server:
         loop = asyncio.get_running_loop()
         try:
             first = await self._receive(ws)
-            rate, dtype, options = parse_config(first, self.config.decoder)
+            rate, dtype, options = parse_config(first, self.options)
             try:
                 # Building a beam search (an LM to load) must not stall the event loop.
                 recognizer = await loop.run_in_executor(None, self.recognizer, options)

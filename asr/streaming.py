@@ -87,8 +87,21 @@ class DecoderOptions:
             raise ValueError(f"nbest must be at least 1, got {self.nbest}")
 
 
-def _options(decoder: str | DecoderOptions, beam_size: int) -> DecoderOptions:
-    return decoder if isinstance(decoder, DecoderOptions) else DecoderOptions(decoder, beam_size)
+def recommended_decoder(bundle: Bundle) -> str:
+    """The decoder a model file recommends (its ``decoder`` metadata), else "greedy".
+
+    The bundled model recommends "beam": with the bundled word LM it gets far more words
+    right than the best path (see models/README.md). A model you train recommends
+    nothing, so it decodes greedily unless told otherwise.
+    """
+    choice = bundle.metadata.get("decoder")
+    return choice if choice in ("greedy", "beam") else "greedy"
+
+
+def _options(decoder: str | DecoderOptions | None, beam_size: int, bundle: Bundle) -> DecoderOptions:
+    if isinstance(decoder, DecoderOptions):
+        return decoder
+    return DecoderOptions(decoder or recommended_decoder(bundle), beam_size)
 
 
 @functools.lru_cache(maxsize=4)
@@ -97,12 +110,13 @@ def _cached_lm(path: str) -> NgramLM:
 
 
 def make_decoder(
-    bundle: Bundle, options: str | DecoderOptions = "greedy", beam_size: int = DEFAULT_BEAM_SIZE
+    bundle: Bundle, options: str | DecoderOptions | None = None, beam_size: int = DEFAULT_BEAM_SIZE
 ) -> GreedyDecoder | BeamSearchDecoder:
-    """The decoder that ``options`` (or a decoder name) describe, for a model's vocabulary
-    and frame rate. LM files are read once per process and shared. Raises ValueError
-    (LanguageModelError) for an unreadable LM or lexicon."""
-    options = _options(options, beam_size)
+    """The decoder that ``options`` (or a decoder name; None: the model's recommendation,
+    ``recommended_decoder``) describe, for a model's vocabulary and frame rate. LM files
+    are read once per process and shared. Raises ValueError (LanguageModelError) for an
+    unreadable LM or lexicon."""
+    options = _options(options, beam_size, bundle)
     calibration = bundle.metadata.get("confidence")
     if not (isinstance(calibration, (list, tuple)) and len(calibration) == 3):
         calibration = None  # absent (or not ours): confidences stay mean posteriors
@@ -188,7 +202,7 @@ def transcribe(
     audio: str | os.PathLike[str] | np.ndarray,
     model: Bundle | None = None,
     sample_rate: int = SAMPLE_RATE,
-    decoder: str | DecoderOptions = "greedy",
+    decoder: str | DecoderOptions | None = None,
     beam_size: int = DEFAULT_BEAM_SIZE,
 ) -> Result:
     """Transcribe a file, or a numpy array of samples at ``sample_rate`` (16 kHz when not given).
@@ -199,14 +213,15 @@ def transcribe(
     resampled.
 
     ``decoder`` is "greedy" (best path), "beam" (CTC prefix beam search of ``beam_size``
-    with the default LM) or DecoderOptions (LM, lexicon, hotwords, n-best).
+    with the default LM), DecoderOptions (LM, lexicon, hotwords, n-best), or None for
+    the model's recommendation (``recommended_decoder``: the bundled model's is "beam").
 
     Loads the bundled default model when ``model`` is None. Raises AudioError for a file
     that cannot be read and ValueError for an unusable array.
     """
     bundle = model if model is not None else load_model()
     samples = _samples(audio, bundle, sample_rate)
-    options = _options(decoder, beam_size)
+    options = _options(decoder, beam_size, bundle)
     search = make_decoder(bundle, options)
     decoded = search.start()
     for logprobs in _logprob_chunks(samples, bundle):
@@ -298,6 +313,7 @@ class Recognizer:
     """Shares one model between any number of streams; safe to use from many threads.
 
     Each thread owns its streams; the model is only read, under ``torch.inference_mode``.
+    ``decoder`` as in ``transcribe`` (None: the model's recommendation).
     """
 
     def __init__(
@@ -305,7 +321,7 @@ class Recognizer:
         model: Bundle | None = None,
         endpoint: EndpointConfig = EndpointConfig(),
         chunk_frames: int = CHUNK_FRAMES,
-        decoder: str | DecoderOptions = "greedy",
+        decoder: str | DecoderOptions | None = None,
         beam_size: int = DEFAULT_BEAM_SIZE,
     ) -> None:
         self.bundle = model if model is not None else load_model()

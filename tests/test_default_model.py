@@ -49,6 +49,29 @@ def test_installed_command_transcribes_the_example_from_anywhere(tmp_path: Path)
     assert result["words"][0]["start"] < 1.0 and result["duration"] > 3.0
 
 
+def test_the_bundled_model_decodes_with_beam_search_and_its_lm_by_default(tiny_model_file: Path) -> None:
+    from asr.streaming import DecoderOptions, recommended_decoder, transcribe
+
+    bundle = load_model()
+    assert recommended_decoder(bundle) == "beam"
+    default = transcribe(str(EXAMPLE), bundle)
+    beam, greedy = (transcribe(str(EXAMPLE), bundle, decoder=d) for d in ("beam", "greedy"))
+    assert default.text == beam.text == transcribe(str(EXAMPLE), bundle, decoder=DecoderOptions("beam")).text
+    # The word LM turns near-misses into words: fewer word errors than the best path.
+    assert jiwer.wer(EXAMPLE_TEXT, beam.text) < jiwer.wer(EXAMPLE_TEXT, greedy.text)
+    # The command line follows the model; --decoder greedy still gives the best path.
+    cli = [sys.executable, "-m", "asr", "transcribe", str(EXAMPLE)]
+    out = [
+        subprocess.run(cli + extra, capture_output=True, text=True, timeout=120).stdout.strip()
+        for extra in ([], ["--decoder", "greedy"])
+    ]
+    assert out == [beam.text, greedy.text]
+    # A model that recommends nothing (any you train) decodes greedily.
+    tiny = load_model(tiny_model_file)
+    assert recommended_decoder(tiny) == "greedy"
+    assert transcribe(str(EXAMPLE), tiny).text == transcribe(str(EXAMPLE), tiny, decoder="greedy").text
+
+
 def test_hotword_recovers_a_rare_word_in_real_model_output(tmp_path: Path) -> None:
     from conftest import speak
 

@@ -49,13 +49,16 @@ def test_listen_hears_the_virtual_microphone(virtual_mic: dict, tmp_path: Path) 
         text=True,
         env=virtual_mic,
     )
-    time.sleep(8)  # the model loads and the input stream opens before we speak
+    # We speak once the model and its LM are loaded and the input stream is open.
+    ready = listen.stderr.readline()
+    assert "listening on" in ready, ready + listen.stderr.read()
+    time.sleep(0.5)
     subprocess.run(["bash", str(SCRIPT), "play", str(twice)], env=virtual_mic, check=True, timeout=60)
     time.sleep(2)
     listen.send_signal(signal.SIGINT)
     out, err = listen.communicate(timeout=60)
     assert listen.returncode == 0, err
-    assert "listening on" in err and "Traceback" not in err
+    assert "Traceback" not in err
     lines = [line for line in out.splitlines() if line.strip()]
     # Two utterances, split at the 1.5 s pause, each close to the example's words (the
     # shipped model's character error rate on the file itself is 0.33).

@@ -53,11 +53,11 @@ def main() -> int:
             "algorithmic_latency": algorithmic_latency(config),
         }
         for manifest in args.manifests:
-            report = evaluate_manifest(read_manifest(manifest), bundle)
+            report = evaluate_manifest(read_manifest(manifest), bundle, decoder="greedy")
             row[manifest] = {"wer": report.overall.wer, "cer": report.overall.cer, "rtf": report.rtf}
         if config.streaming:
             manifest = args.stream_manifest or args.manifests[0]
-            report = evaluate_manifest(read_manifest(manifest), bundle, stream_chunk=0.1)
+            report = evaluate_manifest(read_manifest(manifest), bundle, decoder="greedy", stream_chunk=0.1)
             row["stream"] = {
                 k: report.streams.get(k, float("nan"))
                 for k in ("first_seen_median", "committed_median", "rtf")
