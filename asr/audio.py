@@ -89,6 +89,8 @@ class AudioReader:
         missing = _wav_missing_bytes(self.path)
         if missing:
             raise AudioError(f"{self.name}: truncated (the WAV data chunk lacks {missing} bytes)")
+        if _ogg_unterminated(self.path):
+            raise AudioError(f"{self.name}: truncated (the Ogg stream has no end-of-stream page)")
 
 
 def _wav_missing_bytes(path: Path) -> int:
@@ -112,6 +114,32 @@ def _wav_missing_bytes(path: Path) -> int:
                     return 0
                 return max(0, f.tell() + length - size)
             f.seek(length + (length & 1), 1)
+
+
+def _ogg_unterminated(path: Path) -> bool:
+    """True for an Ogg file whose last page lacks the end-of-stream flag: a cut-off file.
+
+    libsndfile decodes a cut-off Ogg Vorbis file up to the cut without complaint.
+    """
+    with open(path, "rb") as f:
+        if f.read(4) != b"OggS":
+            return False
+        size = path.stat().st_size
+        f.seek(max(0, size - 65536))  # a page is at most 65,307 bytes long
+        tail = f.read()
+    end = len(tail)
+    while True:
+        start = tail.rfind(b"OggS", 0, end)
+        if start < 0:
+            return False  # no page header found near the end: leave it to the decoder
+        header = tail[start : start + 27]
+        if len(header) == 27 and header[4] == 0:  # stream structure version 0
+            segments = header[26]
+            table = tail[start + 27 : start + 27 + segments]
+            if len(table) == segments and start + 27 + segments + sum(table) <= len(tail):
+                return not header[5] & 0x04  # header type: end of stream
+            return True  # the last page itself is cut short
+        end = start  # "OggS" inside packet data: look further back
 
 
 def _reason(error: Exception) -> str:

@@ -63,6 +63,16 @@ def truncated_copy(tmp_path: Path, suffix: str, **options) -> Path:
     return write_bytes(tmp_path / f"cut.{suffix}", data[: len(data) // 2])
 
 
+def truncated_ogg(tmp_path: Path, subtype: str) -> Path:
+    """An Ogg file cut at 60%: libsndfile alone decodes its first pages without complaint."""
+    full = tmp_path / "full.ogg"
+    noise = 0.3 * np.random.default_rng(0).standard_normal(4 * 16000)
+    sf.write(full, noise, 16000, format="OGG", subtype=subtype)
+    assert len(load_audio(full)) == 4 * 16000  # the whole file ends with its end page
+    data = full.read_bytes()
+    return write_bytes(tmp_path / "cut.ogg", data[: len(data) * 6 // 10])
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -77,6 +87,8 @@ def truncated_copy(tmp_path: Path, suffix: str, **options) -> Path:
         (lambda d: write_bytes(d / "random.flac", bytes(range(256)) * 40), "not a readable audio file"),
         (lambda d: truncated_copy(d, "wav", subtype="PCM_16"), "truncated"),
         (lambda d: truncated_copy(d, "flac"), "not a readable audio file"),
+        (lambda d: truncated_ogg(d, "VORBIS"), "truncated (the Ogg stream has no end-of-stream page)"),
+        (lambda d: truncated_ogg(d, "OPUS"), "truncated (the Ogg stream has no end-of-stream page)"),
     ],
 )
 def test_bad_files_name_the_file_and_problem(tmp_path: Path, make, message: str) -> None:
