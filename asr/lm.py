@@ -155,6 +155,20 @@ def _parse_arpa(lines: Iterable[str], path: str) -> list[dict[tuple[str, ...], t
         line = raw.strip()
         if not line:
             continue
+        if section > 0 and line[0] != "\\":  # an n-gram line: nearly every line, so first
+            # Our text is lowercase: uppercase ARPA files (LibriSpeech's, <UNK> too) must match.
+            parts = line.lower().split()
+            try:
+                ngram = tuple(parts[1 : 1 + section])
+                tables[section - 1][ngram] = (
+                    float(parts[0]),
+                    float(parts[1 + section]) if len(parts) > 1 + section else 0.0,
+                )
+                if len(ngram) == section:
+                    continue
+            except (ValueError, IndexError):
+                pass
+            raise LanguageModelError(f"{path}:{number}: bad {section}-gram line {line!r}")
         if line == "\\data\\":
             section = 0
             continue
@@ -175,21 +189,9 @@ def _parse_arpa(lines: Iterable[str], path: str) -> list[dict[tuple[str, ...], t
                 except ValueError:
                     raise LanguageModelError(f"{path}:{number}: bad header line {line!r}") from None
             continue
-        if section < 1:
-            if section == -1:
-                continue
-            raise LanguageModelError(f"{path}:{number}: unexpected line {line!r}")
-        parts = line.split()
-        try:
-            logprob = float(parts[0])
-            # Our text is lowercase: uppercase ARPA files (LibriSpeech's, <UNK> too) must match.
-            ngram = tuple(w.lower() for w in parts[1 : 1 + section])
-            backoff = float(parts[1 + section]) if len(parts) > 1 + section else 0.0
-        except (ValueError, IndexError):
-            raise LanguageModelError(f"{path}:{number}: bad {section}-gram line {line!r}") from None
-        if len(ngram) != section:
-            raise LanguageModelError(f"{path}:{number}: bad {section}-gram line {line!r}")
-        tables[section - 1][ngram] = (logprob, backoff)
+        if section == -1:
+            continue
+        raise LanguageModelError(f"{path}:{number}: unexpected line {line!r}")
     if section == -1:
         raise LanguageModelError(f"{path}: not an ARPA file (no \\data\\ section)")
     if len(counts) != len(tables):
