@@ -90,7 +90,7 @@ class AudioReader:
         if missing:
             raise AudioError(f"{self.name}: truncated (the WAV data chunk lacks {missing} bytes)")
         if _ogg_unterminated(self.path):
-            raise AudioError(f"{self.name}: truncated (the Ogg stream has no end-of-stream page)")
+            raise AudioError(f"{self.name}: truncated (the file ends inside an Ogg page)")
 
 
 def _wav_missing_bytes(path: Path) -> int:
@@ -117,9 +117,11 @@ def _wav_missing_bytes(path: Path) -> int:
 
 
 def _ogg_unterminated(path: Path) -> bool:
-    """True for an Ogg file whose last page lacks the end-of-stream flag: a cut-off file.
+    """True for an Ogg file that ends inside a page: a cut-off file.
 
-    libsndfile decodes a cut-off Ogg Vorbis file up to the cut without complaint.
+    libsndfile decodes a cut-off Ogg file up to the cut without complaint. A file that
+    ends on a whole page without the end-of-stream flag (a recorder that was killed, a
+    stream dump) is kept: all its audio is there.
     """
     with open(path, "rb") as f:
         if f.read(4) != b"OggS":
@@ -133,12 +135,13 @@ def _ogg_unterminated(path: Path) -> bool:
         if start < 0:
             return False  # no page header found near the end: leave it to the decoder
         header = tail[start : start + 27]
-        if len(header) == 27 and header[4] == 0:  # stream structure version 0
+        if len(header) < 27:
+            return True  # the file ends inside a page header
+        if header[4] == 0:  # stream structure version 0
             segments = header[26]
             table = tail[start + 27 : start + 27 + segments]
-            if len(table) == segments and start + 27 + segments + sum(table) <= len(tail):
-                return not header[5] & 0x04  # header type: end of stream
-            return True  # the last page itself is cut short
+            # Whole when its segment table and the body it describes are all there.
+            return len(table) < segments or start + 27 + segments + sum(table) > len(tail)
         end = start  # "OggS" inside packet data: look further back
 
 
@@ -183,7 +186,10 @@ def as_float32(chunk: np.ndarray) -> np.ndarray:
     if chunk.ndim == 2 and chunk.shape[1] == 1:
         chunk = chunk[:, 0]
     if chunk.ndim != 1:
-        hint = "; average the channels first, e.g. audio.mean(axis=1)" if chunk.ndim == 2 else ""
+        hint = ""
+        if chunk.ndim == 2:  # average over the shorter axis: the channels, whichever layout
+            axis = 1 if chunk.shape[0] >= chunk.shape[1] else 0
+            hint = f"; average the channels first, e.g. chunk.mean(axis={axis})"
         raise ValueError(f"audio must be mono with shape (samples,), got shape {chunk.shape}{hint}")
     if chunk.dtype in _INT_SCALE:
         return chunk.astype(np.float32) / _INT_SCALE[chunk.dtype]

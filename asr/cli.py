@@ -13,6 +13,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports the library lazily, so that --help stays fast
+    from asr.checkpoint import Bundle
+    from asr.streaming import DecoderOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -43,7 +48,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _decoder_options(args: argparse.Namespace, bundle):
+def _decoder_options(args: argparse.Namespace, bundle: Bundle) -> DecoderOptions:
     """DecoderOptions from the decoding flags; LM, lexicon, hotword or n-best flags
     choose the beam search unless --decoder says otherwise; with none of them the model's
     recommendation decides (the bundled model: beam search with the bundled LM)."""
@@ -279,6 +284,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
         )
     else:
+        print(f"decoder: {_describe(options)}\n")
         print(_scores_table(report.subsets, report.overall, "subset"))
         # Per speaker only where it stays readable; --json always has every speaker.
         if 1 < len(report.speakers) <= 20:
@@ -308,6 +314,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
             _error(str(e))
             return EXIT_USAGE
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _describe(options: DecoderOptions) -> str:
+    """One line naming the decoder and its settings, e.g. ``beam 16, LM default (alpha 0.4, beta -1.0)``."""
+    if options.decoder == "greedy":
+        return "greedy"
+    lm = (
+        f", LM {options.lm} (alpha {options.lm_weight}, beta {options.word_bonus})"
+        if options.lm
+        else ", no LM"
+    )
+    extras = (", lexicon" if options.lexicon else "") + (", hotwords" if options.hotwords else "")
+    return f"beam {options.beam_size}{lm}{extras}"
 
 
 def _finite(values: dict[str, float]) -> dict[str, float | None]:

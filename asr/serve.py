@@ -415,6 +415,9 @@ class Server:
         if name not in WEB_FILES or (path != "/" and not path.startswith("/static/")):
             return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
         body = (resources.files("asr") / "web" / name).read_text(encoding="utf-8")
+        if name == "index.html" and self.options.decoder == "beam":
+            # The page's checkbox starts as this server's default decoder.
+            body = body.replace('id="beam">', 'id="beam" checked>', 1)
         response = connection.respond(http.HTTPStatus.OK, body)
         del response.headers["Content-Type"]
         response.headers["Content-Type"] = f"{WEB_FILES[name]}; charset=utf-8"

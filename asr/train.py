@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from asr.checkpoint import Bundle, atomic_save, bundle_from_dict, model_dict, sa
 from asr.data import (
     Batch,
     BucketBatchSampler,
+    ManifestError,
     SpeechDataset,
     collate,
     feature_statistics,
@@ -99,6 +100,7 @@ class _StopRequests:
 
     def __init__(self) -> None:
         self.requested = False
+        self.armed = False  # set once the loop runs; before that a signal stops at once
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopRequests:
@@ -108,8 +110,14 @@ class _StopRequests:
         return self
 
     def _handle(self, signum: int, frame: object) -> None:
-        if self.requested and signum == signal.SIGINT:
+        if not self.armed or (self.requested and signum == signal.SIGINT):
             raise KeyboardInterrupt
+        if not self.requested and os.environ.get("RANK", "0") == "0":
+            print(
+                "\nasr: stopping after this step to save a checkpoint (Ctrl-C again to stop at once)",
+                file=sys.stderr,
+                flush=True,
+            )
         self.requested = True
 
     def __exit__(self, *exc: object) -> None:
@@ -170,7 +178,17 @@ def _manifests(specs: list[str]) -> list:
         path, _, weight = spec.rpartition(":")
         if not weight.isdigit() or not path:
             path, weight = spec, "1"
-        utterances += read_manifest(path, int(weight))
+        rows = read_manifest(path, int(weight))
+        # A line without a duration whose audio could not be read has duration 0.
+        readable = [u for u in rows if u.duration > 0]
+        if not readable:
+            raise ManifestError(f"{path}: no utterance with readable audio")
+        if len(readable) < len(rows):
+            bad = next(u.audio for u in rows if u.duration <= 0)
+            print(
+                f"warning: {path}: {len(rows) - len(readable)} unreadable audio files skipped (first: {bad})"
+            )
+        utterances += readable
     return utterances
 
 
@@ -254,7 +272,7 @@ def _tensorboard(out: str):
     return SummaryWriter(os.path.join(out, "tensorboard"))
 
 
-def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
+def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> Bundle:
     """Run (or resume) training; returns the best model by dev CER.
 
     Under torchrun (``WORLD_SIZE`` > 1) each process trains on its share of every global
@@ -268,7 +286,9 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Bundle:
         return _train(config, resume, log, stop_requests)
 
 
-def _train(config: TrainConfig, resume: bool, log, stop_requests: _StopRequests) -> Bundle:
+def _train(
+    config: TrainConfig, resume: bool, log: Callable[[str], None], stop_requests: _StopRequests
+) -> Bundle:
     rank, world, rank_device = _init_distributed(config)
     if rank:
         log = lambda message: None  # noqa: E731
@@ -461,6 +481,7 @@ def _train(config: TrainConfig, resume: bool, log, stop_requests: _StopRequests)
     running, first_step = 0.0, True
     interactive = sys.stderr.isatty()
     stop = False
+    stop_requests.armed = True
     while epoch < config.epochs and not stop:
         sampler.set_epoch(epoch, start_batch)
         train_set.epoch = epoch
@@ -555,8 +576,11 @@ def _train(config: TrainConfig, resume: bool, log, stop_requests: _StopRequests)
                 bar.close()
                 save(epoch, batch_index)
                 steps_log.close()
+                if board is not None:
+                    board.close()
                 if world > 1:  # rank 0 may still be writing: no rank leaves before it is done
                     torch.distributed.barrier()
+                    torch.distributed.destroy_process_group()
                 raise TrainingInterrupted(step, last_path)
             if (config.max_steps and step >= config.max_steps) or out_of_time:
                 stop = True

@@ -70,6 +70,11 @@ def truncated_ogg(tmp_path: Path, subtype: str) -> Path:
     sf.write(full, noise, 16000, format="OGG", subtype=subtype)
     assert len(load_audio(full)) == 4 * 16000  # the whole file ends with its end page
     data = full.read_bytes()
+    # A file that ends on a whole page, without the end-of-stream flag, is kept whole.
+    last = data.rfind(b"OggS")
+    assert data[last + 5] & 0x04  # the real end page
+    kept = write_bytes(tmp_path / "unterminated.ogg", data[:last])
+    assert 0 < len(load_audio(kept)) < 4 * 16000
     return write_bytes(tmp_path / "cut.ogg", data[: len(data) * 6 // 10])
 
 
@@ -87,8 +92,8 @@ def truncated_ogg(tmp_path: Path, subtype: str) -> Path:
         (lambda d: write_bytes(d / "random.flac", bytes(range(256)) * 40), "not a readable audio file"),
         (lambda d: truncated_copy(d, "wav", subtype="PCM_16"), "truncated"),
         (lambda d: truncated_copy(d, "flac"), "not a readable audio file"),
-        (lambda d: truncated_ogg(d, "VORBIS"), "truncated (the Ogg stream has no end-of-stream page)"),
-        (lambda d: truncated_ogg(d, "OPUS"), "truncated (the Ogg stream has no end-of-stream page)"),
+        (lambda d: truncated_ogg(d, "VORBIS"), "truncated (the file ends inside an Ogg page)"),
+        (lambda d: truncated_ogg(d, "OPUS"), "truncated (the file ends inside an Ogg page)"),
     ],
 )
 def test_bad_files_name_the_file_and_problem(tmp_path: Path, make, message: str) -> None:

@@ -188,6 +188,8 @@ def test_http_serves_the_page_and_nothing_else(bundle: Bundle) -> None:
         page = urllib.request.urlopen(base + "/").read().decode()
         script = urllib.request.urlopen(base + "/static/app.js")
         assert "<title>asr: live transcription</title>" in page and "/static/app.js" in page
+        # The bundled model decodes with the beam search by default, and the page says so.
+        assert 'id="beam" checked>' in page
         assert script.headers["Content-Type"].startswith("text/javascript")
         assert "getUserMedia" in script.read().decode()
         with pytest.raises(urllib.error.HTTPError) as info:
@@ -199,6 +201,11 @@ def test_http_serves_the_page_and_nothing_else(bundle: Bundle) -> None:
                 urllib.request.urlopen(base + path)
             assert info.value.code == 404
             info.value.close()
+    with running(bundle, decoder=DecoderOptions("greedy")) as (_, url):
+        page = (
+            urllib.request.urlopen(url.replace("ws://", "http://").removesuffix("/ws") + "/").read().decode()
+        )
+        assert 'id="beam">' in page and "checked" not in page
 
 
 def test_cli_binds_localhost_and_stops_on_sigint(tmp_path: Path) -> None:

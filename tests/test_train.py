@@ -106,6 +106,7 @@ def test_a_run_saved_with_one_optimizer_group_still_resumes(
     train(config(corpus, run, 26), resume=True, log=lambda m: None)
     resumed = safe_load(run / "last.pt")
     assert resumed["step"] == 26 and len(resumed["optimizer"]["param_groups"]) == 1
+    assert resumed["optimizer"]["param_groups"][0]["weight_decay"] == 0.01  # as the run began
 
 
 def test_transcribe_cli_runs_on_the_checkpoint(trained: Path, corpus: Path) -> None:

@@ -57,8 +57,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
     parser.add_argument("--model", help="model file (default: the bundled model)")
+    parser.add_argument(
+        "--decoder",
+        choices=["greedy", "beam"],
+        default="greedy",
+        help="beam adds the LM's memory (default greedy)",
+    )
     args = parser.parse_args()
     model = ["--model", args.model] if args.model else []
+    model += ["--decoder", args.decoder]
     print("| audio | --stream peak RSS | --stream RTF | whole-file peak RSS | whole-file RTF |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

@@ -141,6 +141,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="audio per client")
     parser.add_argument("--max-latency", type=float, default=1.0, help="p95 final latency a round may have")
     parser.add_argument("--model", help="model file (default: the bundled model)")
+    parser.add_argument(
+        "--decoder",
+        choices=["greedy", "beam"],
+        default="greedy",
+        help="what the server and clients decode with",
+    )
     parser.add_argument("--budget", type=float, default=600, help="stop starting rounds after this many s")
     parser.add_argument("--json", help="write the rounds here")
     args = parser.parse_args()
@@ -150,9 +156,9 @@ def main() -> int:
     # What each client must get: its own audio through a local Stream with the same
     # endpoint rules (a float model's finals do not depend on chunks or batches; they can
     # differ from offline transcription only where an endpoint splits the audio).
-    expected = [transcribe_stream(c, Recognizer(bundle)).text for c in clips]
+    expected = [transcribe_stream(c, Recognizer(bundle, decoder=args.decoder)).text for c in clips]
     command = [sys.executable, "-m", "asr", "serve", "--port", "0", "--max-streams", "256",
-               "--max-message-bytes", str(256 * 1024)]  # fmt: skip
+               "--max-message-bytes", str(256 * 1024), "--decoder", args.decoder]  # fmt: skip
     if args.model:
         command += ["--model", args.model]
     server = subprocess.Popen(

@@ -80,7 +80,8 @@ async function start() {
   socket.onopen = () => {
     const hotwords = $("hotwords").value.split(",").map((w) => w.trim()).filter(Boolean);
     const config = { type: "config", sample_rate: context.sampleRate, format: "s16le" };
-    if ($("beam").checked || hotwords.length) config.decoder = "beam";
+    // Always explicit: the box starts as the server's default, so unticking it means greedy.
+    config.decoder = $("beam").checked || hotwords.length ? "beam" : "greedy";
     if (hotwords.length) config.hotwords = hotwords;
     socket.send(JSON.stringify(config));
   };
@@ -135,8 +136,9 @@ function stop() {
 
 $("start").addEventListener("click", start);
 $("stop").addEventListener("click", stop);
-// ?beam ticks the beam search, ?hotwords=a,b fills the hotwords, ?autostart starts at once.
+// ?beam ticks the beam search, ?greedy unticks it, ?hotwords=a,b fills the hotwords, ?autostart starts at once.
 const query = new URLSearchParams(location.search);
 if (query.has("beam")) $("beam").checked = true;
+if (query.has("greedy")) $("beam").checked = false;
 if (query.has("hotwords")) $("hotwords").value = query.get("hotwords");
 if (query.has("autostart")) start();
