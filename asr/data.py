@@ -19,7 +19,7 @@ import soundfile
 import torch
 from torch import Tensor
 
-from asr.audio import SAMPLE_RATE, AudioError, load_audio
+from asr.audio import AudioError, load_audio
 from asr.features import FeatureConfig, log_mel
 from asr.text import Vocabulary, normalize
 
@@ -84,13 +84,11 @@ def _header_duration(audio: str) -> float:
     """Seconds of audio in a file, from its header (for manifest lines without a duration)."""
     try:
         info = soundfile.info(audio)
-        return info.frames / info.samplerate
     except (OSError, RuntimeError):
-        pass  # a format only the full decoder reads
-    try:
-        return len(load_audio(audio)) / SAMPLE_RATE
-    except AudioError:
-        return 0.0  # unknown: whoever reads the audio reports the file (eval goes on)
+        # load_audio opens files with the same libsndfile, so it cannot do better here;
+        # it reports the file when the audio is read (eval goes on with the others).
+        return 0.0
+    return info.frames / info.samplerate
 
 
 def _subset(audio: str) -> str:
