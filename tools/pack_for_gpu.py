@@ -7,7 +7,9 @@
         synth=data/synth/train/manifest_small.jsonl:10:1200
 
 Each argument is NAME=MANIFEST:KBPS[:COUNT]; COUNT takes a seeded random subset.
-Writes OUT/NAME/manifest.jsonl with the audio beside it (needs ffmpeg with libopus).
+Writes OUT/NAME/manifest.jsonl with the audio beside it, as 16 kHz mono Ogg/Opus through
+libsndfile (libsndfile sets Opus's bitrate from a compression level: about 6 + 250 x
+(1 - level) kbps). 12 kbps costs about 0.01 of real/dev CER against the originals.
 """
 
 from __future__ import annotations
@@ -16,37 +18,21 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import soundfile
 
-def encode(src: str, dst: str, kbps: int) -> None:
+from asr.audio import SAMPLE_RATE, load_audio
+
+
+def encode(job: tuple[str, str, float]) -> None:
+    """Re-encode one file as 16 kHz mono Opus at about ``kbps``."""
+    src, dst, kbps = job
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-i",
-            src,
-            "-ac",
-            "1",
-            "-ar",
-            "16000",
-            "-c:a",
-            "libopus",
-            "-b:a",
-            f"{kbps}k",
-            "-application",
-            "voip",
-            dst,
-        ],
-        check=True,
-    )
+    level = min(1.0, max(0.0, 1.0 - (kbps - 6.0) / 250.0))
+    soundfile.write(dst, load_audio(src), SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=level)
 
 
 def main() -> None:
@@ -70,10 +56,10 @@ def main() -> None:
         jobs = []
         for row in rows:
             dst = str(Path(row["audio"]).with_suffix(".opus"))
-            jobs.append((str(base / row["audio"]), str(out / dst), int(kbps)))
+            jobs.append((str(base / row["audio"]), str(out / dst), float(kbps)))
             row["audio"] = dst
-        with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(lambda job: encode(*job), jobs))
+        with ProcessPoolExecutor(args.jobs) as pool:
+            list(pool.map(encode, jobs, chunksize=16))
         with open(out / "manifest.jsonl", "w") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
         size = sum(p.stat().st_size for p in out.rglob("*")) / 2**20

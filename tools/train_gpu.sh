@@ -11,7 +11,7 @@ OUT=${OUT:-runs/gpu}
 MINUTES=${MINUTES:-7}
 BATCH_SECONDS=${BATCH_SECONDS:-400}
 LR=${LR:-8e-4}
-WORKERS=${WORKERS:-$(( $(nproc) - 1 ))}
+WORKERS=${WORKERS:-$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))}
 DEVICE=${DEVICE:-cuda}
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
@@ -24,31 +24,29 @@ TRAIN=("$DATA/real_train/manifest.jsonl:3" "$DATA/synth/manifest.jsonl")
 # Fail at once on a missing module or device, before any time goes into data loading.
 $PY -c "import soundfile, soxr, jiwer, torch, asr.train; torch.zeros(1, device='$DEVICE'); print('torch', torch.__version__, 'on', '$DEVICE')"
 # How many steps fit: the augmented data loader sets the pace (the GPU waits for it), so
-# measure its audio seconds per second for 25 s with all workers, then size the schedule.
-STEPS=${STEPS:-$($PY - "$WORKERS" "$BATCH_SECONDS" "$MINUTES" "${TRAIN[@]}" <<'PY'
+# measure its audio seconds per second (25 s, PROBE_SECONDS) with all workers, then size
+# the schedule (STEPS= skips the measurement).
+STEPS=${STEPS:-$($PY - "$WORKERS" "$BATCH_SECONDS" "$MINUTES" "${PROBE_SECONDS:-25}" "${TRAIN[@]}" <<'PY'
 import sys, time, torch
 from asr.augment import AugmentConfig, WaveAugment
 from asr.data import BucketBatchSampler, SpeechDataset, collate
 from asr.features import FeatureConfig
 from asr.text import Vocabulary
 from asr.train import _manifests
-workers, batch_seconds, minutes = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-utts = _manifests(sys.argv[4:])
+workers, batch_seconds, minutes, probe = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+utts = _manifests(sys.argv[5:])
 data = SpeechDataset(utts, Vocabulary(), FeatureConfig(), WaveAugment(AugmentConfig(), seed=0))
 sampler = BucketBatchSampler([u.duration for u in utts], batch_seconds, 1)
 sampler.set_epoch(1, 0)
 loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=workers, prefetch_factor=2)
-seconds, start = 0.0, None
-for batch in loader:
-    if start is None:
-        start = time.time()  # the first batch pays for the workers' start-up
-        continue
+seconds, start = 0.0, time.time()
+for batch in loader:  # the workers' start-up counts too, which errs on the safe side
     seconds += batch.seconds
-    if time.time() - start > 25:
+    if time.time() - start > probe:
         break
 rate = seconds / (time.time() - start)
 # 30 s for start-up and evaluations; 0.85 for the CPU the training process itself takes.
-steps = int(0.85 * rate * (minutes * 60 - 30) / batch_seconds)
+steps = max(1, int(0.85 * rate * (minutes * 60 - 30) / batch_seconds))
 print(f"loader: {rate:.0f} s of audio per second with {workers} workers; {steps} steps", file=sys.stderr)
 print(steps)
 PY
