@@ -73,7 +73,7 @@ def _decoder_options(args: argparse.Namespace, bundle: Bundle) -> DecoderOptions
 
 
 def _add_decoder_args(p: argparse.ArgumentParser, nbest: bool = True) -> None:
-    from asr.decoding import DEFAULT_BEAM_SIZE, DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS
+    from asr.decoding import DEFAULT_BEAM_SIZE, DEFAULT_HOTWORD_BOOST, DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS
 
     g = p.add_argument_group("decoding")
     g.add_argument(
@@ -98,7 +98,7 @@ def _add_decoder_args(p: argparse.ArgumentParser, nbest: bool = True) -> None:
         action="append",
         default=[],
         metavar="WORD[:BOOST]",
-        help="favour a word or phrase (repeatable; BOOST in log units, default 8); implies --decoder beam",
+        help=f"favour a word or phrase (repeatable; BOOST in log units, default {DEFAULT_HOTWORD_BOOST:g}); implies --decoder beam",
     )
     if nbest:
         g.add_argument(

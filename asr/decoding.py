@@ -26,13 +26,13 @@ DEFAULT_BEAM_PRUNE = 5.0
 #: How many hypotheses ``nbest`` returns.
 DEFAULT_NBEST = 5
 #: LM weight (alpha) and per-word bonus (beta) of LM fusion; tools/tune_lm.py tunes them on dev.
-DEFAULT_LM_WEIGHT = 0.4
+DEFAULT_LM_WEIGHT = 0.5
 DEFAULT_WORD_BONUS = -1.0
 #: How much (natural log, before the LM weight) finishing a word may raise a prefix's LM
 #: score above its estimate while spelled: extensions are pruned early with this margin.
 LM_SLACK = 5.0
 #: Boost (natural log) of a hotword given without ``:BOOST``.
-DEFAULT_HOTWORD_BOOST = 8.0
+DEFAULT_HOTWORD_BOOST = 16.0
 #: The largest hotword boost accepted (log units): beyond it a hotword swallows everything.
 MAX_HOTWORD_BOOST = 50.0
 

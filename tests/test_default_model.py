@@ -91,23 +91,41 @@ def test_hotword_recovers_a_rare_word_in_real_model_output(tmp_path: Path) -> No
 
 def test_command_lexicon_turns_misspelled_commands_into_the_listed_words(tmp_path: Path) -> None:
     """The shipped command list with --lexicon: one-word clips come out as listed words
-    (or nothing), where greedy decoding misspells them ("marvin" -> "movin")."""
+    (or nothing), where greedy decoding misspells them ("marvin" -> "irevin")."""
     lexicon = ROOT / "asr" / "examples" / "commands.txt"
     commands = lexicon.read_text().split()
     assert len(commands) == 35 and {"stop", "marvin", "zero", "nine"} <= set(commands)
-    words = ["stop", "marvin", "left", "down", "seven"]
+    words = [
+        "stop",
+        "marvin",
+        "left",
+        "down",
+        "seven",
+        "yes",
+        "no",
+        "go",
+        "right",
+        "sheila",
+        "happy",
+        "forward",
+    ]
     files = []
     for word in words:
         speak(word, tmp_path / f"{word}.wav")
         files.append(str(tmp_path / f"{word}.wav"))
     script = shutil.which("asr") or str(Path(sys.executable).parent / "asr")
-    done = subprocess.run(
-        [script, "transcribe", "--format", "json", *files, "--lexicon", str(lexicon)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    heard = [json.loads(line)["text"] for line in done.stdout.splitlines()]
-    assert all(text in commands or text == "" for text in heard), heard
-    assert sum(h == w for h, w in zip(heard, words, strict=True)) >= 4, heard
+    heard = {}
+    for name, extra in (("greedy", ["--decoder", "greedy"]), ("lexicon", ["--lexicon", str(lexicon)])):
+        done = subprocess.run(
+            [script, "transcribe", "--format", "json", *files, *extra],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        heard[name] = [json.loads(line)["text"] for line in done.stdout.splitlines()]
+    assert all(text in commands or text == "" for text in heard["lexicon"]), heard
+    right = {name: sum(h == w for h, w in zip(texts, words, strict=True)) for name, texts in heard.items()}
+    # The model misspells most of espeak-ng's one-word clips ("marvin" -> "irevin", "right"
+    # -> "riet"); the lexicon turns at least twice as many into the word that was said.
+    assert right["lexicon"] >= max(5, 2 * right["greedy"]), heard
