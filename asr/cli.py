@@ -317,7 +317,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _describe(options: DecoderOptions) -> str:
-    """One line naming the decoder and its settings, e.g. ``beam 16, LM default (alpha 0.4, beta -1.0)``."""
+    """One line naming the decoder and its settings, e.g. ``beam 16, LM default (alpha 0.5, beta -1.0)``."""
     if options.decoder == "greedy":
         return "greedy"
     lm = (
