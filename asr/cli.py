@@ -244,10 +244,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _error("give a MANIFEST, or --ref and --hyp text files")
         return EXIT_USAGE
     if args.plot:
-        from asr.plots import _pyplot
+        from asr.plots import pyplot
 
         try:
-            _pyplot()  # before decoding, not after it
+            pyplot()  # before decoding, not after it
         except RuntimeError as e:
             _error(str(e))
             return EXIT_USAGE

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from asr.audio import as_float32
+from asr.audio import as_float32, as_mono_float32
 
 
 @dataclass
@@ -46,13 +46,16 @@ async def stream_audio(
     realtime: bool = False,
     config: dict[str, Any] | None = None,
 ) -> Reply:
-    """Send ``samples`` ``(samples,)`` (float in [-1, 1] or int16) as s16le chunks and collect the reply.
+    """Send ``samples`` ``(samples,)`` or ``(samples, channels)`` (float in [-1, 1] or int16)
+    as mono s16le chunks and collect the reply. Channels are averaged, as a file's are.
 
     ``realtime`` paces the chunks at the speed of speech, as a microphone would.
     """
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
+    if samples.ndim == 2:
+        samples = as_mono_float32(samples)  # raises on a (channels, samples) layout
     if samples.dtype == np.int16:
         pcm = samples.astype("<i2")  # sent exactly as given
     else:

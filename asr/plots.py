@@ -9,7 +9,9 @@ import jiwer
 from asr.evaluate import Report
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files, no display); RuntimeError with the
+    install command when matplotlib is missing."""
     try:
         import matplotlib
 
@@ -23,7 +25,7 @@ def _pyplot():
 def write_plots(report: Report, folder: str, latencies: dict[str, list[float]] | None = None) -> list[str]:
     """Write WER by subset, the per-utterance CER distribution and (for streams) a
     latency histogram into ``folder``; returns the paths written."""
-    plt = _pyplot()
+    plt = pyplot()
     os.makedirs(folder, exist_ok=True)
     paths = []
 

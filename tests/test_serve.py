@@ -95,11 +95,14 @@ def test_config_chooses_rate_format_and_decoder(bundle: Bundle, clips: list[np.n
     async def go(url: str):
         resampled = await stream_audio(url, at_8k, 8000)
         beam = await stream_audio(url, audio, 16000, config={"decoder": "beam", "lm": "none"})
-        return resampled, beam
+        stereo = await stream_audio(url, np.stack([audio, audio], axis=1), 16000)
+        mono = await stream_audio(url, audio, 16000)
+        return resampled, beam, stereo, mono
 
     with running(bundle) as (_, url):
-        resampled, beam = asyncio.run(go(url))
+        resampled, beam, stereo, mono = asyncio.run(go(url))
     assert resampled.error == "" and resampled.text  # resampled by the server, still words
+    assert stereo.error == "" and stereo.text == mono.text  # (samples, channels) is averaged
     assert beam.text == transcribe(audio, bundle, decoder=DecoderOptions("beam", lm=None)).text
 
 
