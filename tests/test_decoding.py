@@ -211,9 +211,29 @@ def test_lexicon_restricts_words(tmp_path) -> None:
     for lexicon in (["zebra"], ["hello", "zebra"], ["world"]):
         text = BeamSearchDecoder(VOCAB, lexicon=lexicon).decode(lp).text
         assert set(text.split()) <= set(lexicon), (lexicon, text)
-    # An open word the lexicon cannot finish is cut, not printed half-spelled.
-    cut = BeamSearchDecoder(VOCAB, beam_size=8, lexicon=["hello", "worlds"]).decode(lp).text
-    assert cut == "hello", cut
+    # An open word the lexicon cannot finish is cut, not printed half-spelled. (With the
+    # lexicon's wide default pruning the search reaches "worlds" through an unlikely "s";
+    # narrow pruning leaves it stuck at "world".)
+    wide = BeamSearchDecoder(VOCAB, beam_size=8, lexicon=["hello", "worlds"]).decode(lp).text
+    assert wide == "hello worlds", wide
+    cut = BeamSearchDecoder(VOCAB, beam_size=8, lexicon=["hello", "worlds"], token_prune=5, beam_prune=5)
+    assert cut.decode(lp).text == "hello"
+
+
+def test_lexicon_reaches_a_listed_word_the_model_spelled_otherwise() -> None:
+    """The model is sure of "zes" (every other character about 8 nats below): an open
+    search keeps what it heard; a closed vocabulary must still find "yes", which the
+    default pruning widths would never try."""
+    from asr.decoding import DEFAULT_BEAM_PRUNE, DEFAULT_TOKEN_PRUNE
+
+    lp = logprobs_for("__zes__", confident=0.99)
+    assert math.log(0.01 / (len(VOCAB) - 1)) == pytest.approx(-7.94, abs=0.01)
+    assert BeamSearchDecoder(VOCAB).decode(lp).text == "zes"
+    assert BeamSearchDecoder(VOCAB, lexicon=["yes", "no"]).decode(lp).text == "yes"
+    narrow = BeamSearchDecoder(
+        VOCAB, lexicon=["yes", "no"], token_prune=DEFAULT_TOKEN_PRUNE, beam_prune=DEFAULT_BEAM_PRUNE
+    )
+    assert narrow.decode(lp).text == ""
 
 
 def test_hotword_recovers_a_rare_word(tmp_path) -> None:
