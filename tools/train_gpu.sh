@@ -3,6 +3,9 @@
 # CUDA GPU for a fixed wall-clock budget, with the learning-rate decay sized to finish in it.
 # The data are the manifests tools/pack_for_gpu.py re-encodes to fit a small transfer.
 #   DATA=.gpu/data INIT=.gpu/init.pt OUT=runs/gpu MINUTES=7 bash tools/train_gpu.sh
+# INIT=none trains a new model from random weights, shaped by HIDDEN, LAYERS,
+# CONV_CHANNELS and DROPOUT (asr train's defaults where unset), e.g. a bigger one:
+#   INIT=none HIDDEN=512 LAYERS=5 LR=1.5e-3 MINUTES=9 bash tools/train_gpu.sh
 # On a rented machine without this project's dependencies, WHEELS=.whl installs them first.
 set -euo pipefail
 DATA=${DATA:-.gpu/data}
@@ -11,6 +14,7 @@ OUT=${OUT:-runs/gpu}
 MINUTES=${MINUTES:-7}
 BATCH_SECONDS=${BATCH_SECONDS:-400}
 LR=${LR:-8e-4}
+WARMUP=${WARMUP:-100}
 WORKERS=${WORKERS:-$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))}
 DEVICE=${DEVICE:-cuda}
 PY=${PYTHON:-python3}
@@ -51,7 +55,15 @@ print(f"loader: {rate:.0f} s of audio per second with {workers} workers; {steps}
 print(steps)
 PY
 )}
+START=(--init "$INIT")
+if [ "$INIT" = none ]; then
+  START=()
+  [ -n "${HIDDEN:-}" ] && START+=(--hidden "$HIDDEN")
+  [ -n "${LAYERS:-}" ] && START+=(--layers "$LAYERS")
+  [ -n "${CONV_CHANNELS:-}" ] && START+=(--conv-channels "$CONV_CHANNELS")
+  [ -n "${DROPOUT:-}" ] && START+=(--dropout "$DROPOUT")
+fi
 $PY -m asr train --train "${TRAIN[0]}" --train "${TRAIN[1]}" --dev "$DATA/real_dev/manifest.jsonl" --out "$OUT" \
-  --init "$INIT" --device "$DEVICE" --lr "$LR" --warmup-steps 100 --batch-seconds "$BATCH_SECONDS" \
+  "${START[@]}" --device "$DEVICE" --lr "$LR" --warmup-steps "$WARMUP" --batch-seconds "$BATCH_SECONDS" \
   --max-steps "$STEPS" --max-minutes "$MINUTES" --eval-every $(( STEPS / 10 > 0 ? STEPS / 10 : 1 )) \
   --checkpoint-every 200 --workers "$WORKERS" --threads 4
