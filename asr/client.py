@@ -54,7 +54,13 @@ async def stream_audio(
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    if samples.ndim == 2:
+    if samples.ndim == 2 and samples.dtype == np.int16:
+        if samples.shape[1] > samples.shape[0] > 0:
+            raise ValueError(
+                f"samples must be shaped (samples, channels), got {samples.shape}; pass samples.T"
+            )
+        samples = np.round(samples.astype(np.int32).mean(axis=1)).astype(np.int16)  # exact for one channel
+    elif samples.ndim == 2:
         samples = as_mono_float32(samples)  # raises on a (channels, samples) layout
     if samples.dtype == np.int16:
         pcm = samples.astype("<i2")  # sent exactly as given

@@ -44,6 +44,30 @@ def test_pack_reencodes_a_manifest_as_small_opus_with_the_same_text_and_timing(
     assert len(subset) == 3 and {json.loads(s)["text"] for s in subset} <= {r["text"] for r in rows}
 
 
+def test_pack_keeps_every_file_inside_its_folder(corpus: Path, tmp_path: Path) -> None:
+    """Absolute paths and "..", and one file listed twice, all land once inside OUT/NAME."""
+    first = json.loads(corpus.read_text().splitlines()[0])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rows = [
+        {**first, "audio": str(corpus.parent / first["audio"])},
+        {**first, "audio": str(corpus.parent / first["audio"])},
+        {**first, "audio": os.path.relpath(corpus.parent / first["audio"], elsewhere)},  # "../../..."
+    ]
+    manifest = elsewhere / "odd.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = pack(manifest, tmp_path / "out", f"odd={manifest}:12")
+    assert done.returncode == 0, done.stderr
+    packed = [
+        json.loads(line) for line in (tmp_path / "out" / "odd" / "manifest.jsonl").read_text().splitlines()
+    ]
+    assert packed[0]["audio"] == packed[1]["audio"] != packed[2]["audio"]
+    for row in packed:
+        path = (tmp_path / "out" / "odd" / row["audio"]).resolve()
+        assert path.is_relative_to((tmp_path / "out" / "odd").resolve()) and path.exists()
+    assert list(corpus.parent.glob("*.opus")) == []  # nothing written beside the sources
+
+
 @pytest.mark.parametrize("start", ["model file", "new model"])
 def test_train_gpu_sizes_the_schedule_from_the_loader_and_trains(
     start: str, corpus: Path, tiny_model_file: Path, tmp_path: Path

@@ -97,12 +97,15 @@ def test_config_chooses_rate_format_and_decoder(bundle: Bundle, clips: list[np.n
         beam = await stream_audio(url, audio, 16000, config={"decoder": "beam", "lm": "none"})
         stereo = await stream_audio(url, np.stack([audio, audio], axis=1), 16000)
         mono = await stream_audio(url, audio, 16000)
-        return resampled, beam, stereo, mono
+        pcm = (audio * 32767).astype(np.int16)
+        int16 = [await stream_audio(url, x, 16000) for x in (pcm, pcm[:, None], np.stack([pcm, pcm], axis=1))]
+        return resampled, beam, stereo, mono, int16
 
     with running(bundle) as (_, url):
-        resampled, beam, stereo, mono = asyncio.run(go(url))
+        resampled, beam, stereo, mono, int16 = asyncio.run(go(url))
     assert resampled.error == "" and resampled.text  # resampled by the server, still words
     assert stereo.error == "" and stereo.text == mono.text  # (samples, channels) is averaged
+    assert int16[0].text and int16[0].text == int16[1].text == int16[2].text  # int16 sent exactly
     assert beam.text == transcribe(audio, bundle, decoder=DecoderOptions("beam", lm=None)).text
 
 

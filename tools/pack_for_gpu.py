@@ -53,11 +53,22 @@ def main() -> None:
             random.Random(args.seed).shuffle(rows)
             rows = rows[: int(count[0])]
         base, out = Path(manifest).parent, Path(args.out) / name
-        jobs = []
+        out.mkdir(parents=True, exist_ok=True)
+        jobs, names, used = [], {}, set()
         for row in rows:
-            dst = str(Path(row["audio"]).with_suffix(".opus"))
-            jobs.append((str(base / row["audio"]), str(out / dst), float(kbps)))
-            row["audio"] = dst
+            source = str(base / row["audio"])  # an absolute path stays as it is
+            if source not in names:
+                # The path below the manifest where it is one (an absolute path or one with
+                # "..", numbered), so that every file lands inside OUT/NAME.
+                relative = Path(row["audio"])
+                safe = not relative.is_absolute() and ".." not in relative.parts
+                opus = str(relative.with_suffix(".opus")) if safe else ""
+                if not opus or opus in used:  # "a.wav" and "a.flac" would both be "a.opus"
+                    opus = f"audio/{len(names):06d}.opus"
+                names[source] = opus
+                used.add(opus)
+                jobs.append((source, str(out / names[source]), float(kbps)))
+            row["audio"] = names[source]
         with ProcessPoolExecutor(args.jobs) as pool:
             list(pool.map(encode, jobs, chunksize=16))
         with open(out / "manifest.jsonl", "w") as f:

@@ -23,15 +23,16 @@ if [ -n "${WHEELS:-}" ]; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl
   export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
+export PYTHONPATH=$(cd "$(dirname "$0")/.." && pwd):${PYTHONPATH:-}
 TRAIN=("$DATA/real_train/manifest.jsonl:3" "$DATA/synth/manifest.jsonl")
 # Fail at once on a missing module or device, before any time goes into data loading.
 $PY -c "import soundfile, soxr, jiwer, torch, asr.train; torch.zeros(1, device='$DEVICE'); print('torch', torch.__version__, 'on', '$DEVICE')"
 # How many steps fit: the augmented data loader sets the pace (the GPU waits for it), so
 # measure its audio seconds per second (25 s, PROBE_SECONDS) with all workers, then size
 # the schedule (STEPS= skips the measurement).
-STEPS=${STEPS:-$($PY - "$WORKERS" "$BATCH_SECONDS" "$MINUTES" "${PROBE_SECONDS:-25}" "${TRAIN[@]}" <<'PY'
-import sys, time, torch
+# The number comes back on descriptor 3, apart from any warning the loader prints.
+STEPS=${STEPS:-$($PY - "$WORKERS" "$BATCH_SECONDS" "$MINUTES" "${PROBE_SECONDS:-25}" "${TRAIN[@]}" 3>&1 1>&2 <<'PY'
+import os, sys, time, torch
 from asr.augment import AugmentConfig, WaveAugment
 from asr.data import BucketBatchSampler, SpeechDataset, collate
 from asr.features import FeatureConfig
@@ -42,7 +43,7 @@ utts = _manifests(sys.argv[5:])
 data = SpeechDataset(utts, Vocabulary(), FeatureConfig(), WaveAugment(AugmentConfig(), seed=0))
 sampler = BucketBatchSampler([u.duration for u in utts], batch_seconds, 1)
 sampler.set_epoch(1, 0)
-loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=workers, prefetch_factor=2)
+loader = torch.utils.data.DataLoader(data, batch_sampler=sampler, collate_fn=collate, num_workers=workers, prefetch_factor=2 if workers else None)
 seconds, start = 0.0, time.time()
 for batch in loader:  # the workers' start-up counts too, which errs on the safe side
     seconds += batch.seconds
@@ -52,9 +53,10 @@ rate = seconds / (time.time() - start)
 # 30 s for start-up and evaluations; 0.85 for the CPU the training process itself takes.
 steps = max(1, int(0.85 * rate * (minutes * 60 - 30) / batch_seconds))
 print(f"loader: {rate:.0f} s of audio per second with {workers} workers; {steps} steps", file=sys.stderr)
-print(steps)
+os.write(3, b"%d" % steps)
 PY
 )}
+[[ $STEPS =~ ^[1-9][0-9]*$ ]] || { echo "train_gpu.sh: STEPS must be a positive number of steps, got '$STEPS'" >&2; exit 2; }
 START=(--init "$INIT")
 if [ "$INIT" = none ]; then
   START=()
@@ -64,6 +66,6 @@ if [ "$INIT" = none ]; then
   [ -n "${DROPOUT:-}" ] && START+=(--dropout "$DROPOUT")
 fi
 $PY -m asr train --train "${TRAIN[0]}" --train "${TRAIN[1]}" --dev "$DATA/real_dev/manifest.jsonl" --out "$OUT" \
-  "${START[@]}" --device "$DEVICE" --lr "$LR" --warmup-steps "$WARMUP" --batch-seconds "$BATCH_SECONDS" \
+  ${START[@]+"${START[@]}"} --device "$DEVICE" --lr "$LR" --warmup-steps "$WARMUP" --batch-seconds "$BATCH_SECONDS" \
   --max-steps "$STEPS" --max-minutes "$MINUTES" --eval-every $(( STEPS / 10 > 0 ? STEPS / 10 : 1 )) \
-  --checkpoint-every 200 --workers "$WORKERS" --threads 4
+  --checkpoint-every 200 --workers "$WORKERS" --threads "${THREADS:-4}"

@@ -27,6 +27,8 @@ from asr.decoding import (
     DEFAULT_BEAM_PRUNE,
     DEFAULT_BEAM_SIZE,
     DEFAULT_TOKEN_PRUNE,
+    LEXICON_BEAM_PRUNE,
+    LEXICON_TOKEN_PRUNE,
     BeamSearchDecoder,
     GreedyDecoder,
 )
@@ -58,8 +60,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--beam-size", type=int, default=DEFAULT_BEAM_SIZE)
     p.add_argument("--limit", type=int, default=0, help="utterances per manifest (0: all)")
     p.add_argument("--lexicon", help="word list (one word per line): tune for a closed vocabulary")
-    p.add_argument("--token-prune", type=float, default=None, help=f"default {DEFAULT_TOKEN_PRUNE}")
-    p.add_argument("--beam-prune", type=float, default=None, help=f"default {DEFAULT_BEAM_PRUNE}")
+    p.add_argument(
+        "--token-prune",
+        type=float,
+        help=f"default {DEFAULT_TOKEN_PRUNE}, {LEXICON_TOKEN_PRUNE} with --lexicon",
+    )
+    p.add_argument(
+        "--beam-prune", type=float, help=f"default {DEFAULT_BEAM_PRUNE}, {LEXICON_BEAM_PRUNE} with --lexicon"
+    )
     p.add_argument("--json", help="also write the grid to this JSON file")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -79,10 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         search["token_prune"] = args.token_prune
     if args.beam_prune is not None:
         search["beam_prune"] = args.beam_prune
+    plain = BeamSearchDecoder(vocab, seconds, args.beam_size, **search)
     report = {
         "greedy": wer(GreedyDecoder(vocab, seconds), logprobs, refs),
-        "beam": wer(BeamSearchDecoder(vocab, seconds, args.beam_size, **search), logprobs, refs),
-        "search": {k: v for k, v in vars(args).items() if k in ("lexicon", "token_prune", "beam_prune")},
+        "beam": wer(plain, logprobs, refs),
+        "search": {"lexicon": args.lexicon, "token_prune": plain.token_prune, "beam_prune": plain.beam_prune},
         "grid": [],
     }
     print(f"greedy WER {report['greedy']:.4f}; beam {args.beam_size} without LM {report['beam']:.4f}")
