@@ -208,13 +208,19 @@ def as_mono_float32(audio: np.ndarray) -> np.ndarray:
     with more columns than rows looks like ``(channels, samples)`` and raises ValueError.
     """
     if isinstance(audio, np.ndarray) and audio.ndim == 2 and audio.shape[1] > 1:
-        if audio.shape[1] > audio.shape[0] > 0:
-            raise ValueError(
-                f"audio must be shaped (samples, channels), got shape {audio.shape}, which looks like "
-                "(channels, samples); pass audio.T"
-            )
+        check_samples_channels(audio)
         return to_mono(as_float32(audio.reshape(-1)).reshape(audio.shape))
     return as_float32(audio)
+
+
+def check_samples_channels(audio: np.ndarray) -> None:
+    """Raise ValueError when a 2-D array looks like ``(channels, samples)`` (more columns
+    than rows) rather than the ``(samples, channels)`` layout that ``soundfile.read`` returns."""
+    if audio.shape[1] > audio.shape[0] > 0:
+        raise ValueError(
+            f"audio must be shaped (samples, channels), got shape {audio.shape}, which looks like "
+            "(channels, samples); pass audio.T"
+        )
 
 
 class MicrophoneError(Exception):

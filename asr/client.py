@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from asr.audio import as_float32, as_mono_float32
+from asr.audio import as_float32, as_mono_float32, check_samples_channels
 
 
 @dataclass
@@ -55,10 +55,7 @@ async def stream_audio(
     from websockets.exceptions import ConnectionClosed
 
     if samples.ndim == 2 and samples.dtype == np.int16:
-        if samples.shape[1] > samples.shape[0] > 0:
-            raise ValueError(
-                f"samples must be shaped (samples, channels), got {samples.shape}; pass samples.T"
-            )
+        check_samples_channels(samples)
         samples = np.round(samples.astype(np.int32).mean(axis=1)).astype(np.int16)  # exact for one channel
     elif samples.ndim == 2:
         samples = as_mono_float32(samples)  # raises on a (channels, samples) layout
