@@ -1,12 +1,14 @@
-"""Training-time augmentation: waveform perturbations and SpecAugment.
+"""Training-time augmentation: waveform perturbations, vocal-tract length warping and
+SpecAugment.
 
 Synthetic voices and a few hundred real speakers only carry over to real microphones
-when training sees speed, loudness, noise, rooms and bandwidths vary.
+when training sees speed, loudness, noise, rooms, bandwidths and voices vary.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import scipy.fft
@@ -17,6 +19,7 @@ import torchaudio
 from torch import Tensor
 
 from asr.audio import SAMPLE_RATE
+from asr.features import FeatureConfig
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class AugmentConfig:
     drr_db: tuple[float, float] = (-5.0, 10.0)  # direct-to-reverberant energy ratio
     p_bandlimit: float = 0.2
     cutoff_hz: tuple[float, float] = (3000.0, 7000.0)
+    p_warp: float = 0.5  # vocal-tract length perturbation of the log-mel features
+    warp: tuple[float, float] = (0.9, 1.1)
     freq_masks: int = 2
     freq_mask_bins: int = 10
     time_mask_every: int = 250  # one time mask per this many frames of real audio (at least 1)
@@ -72,6 +77,14 @@ class WaveAugment:
             level = 10 ** (rng.uniform(*c.noise_floor_dbfs) / 20)
             audio = audio + level * rng.standard_normal(audio.shape[0])
         return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+    def warp_features(self, feats: Tensor, features: FeatureConfig = FeatureConfig()) -> Tensor:
+        """With probability ``p_warp``, ``warp_mel`` a ``(frames, n_mels)`` utterance by a
+        factor drawn from ``warp`` (after ``__call__``, from the same generator)."""
+        c = self.config
+        if c.p_warp <= 0 or self.rng.random() >= c.p_warp:
+            return feats
+        return warp_mel(feats, float(self.rng.uniform(*c.warp)), features)
 
 
 def speed_perturb(audio: np.ndarray, factor: float) -> np.ndarray:
@@ -139,6 +152,50 @@ def band_limit(audio: np.ndarray, cutoff_hz: float) -> np.ndarray:
     """Low-pass at ``cutoff_hz`` (telephone, cheap microphones, 8 kHz recordings)."""
     sos = scipy.signal.butter(8, cutoff_hz, fs=SAMPLE_RATE, output="sos")
     return scipy.signal.sosfilt(sos, audio).astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def _warp_positions(factor: float, features: FeatureConfig) -> Tensor:
+    """Fractional source bin, ``(n_mels,)``, that each output mel bin reads under ``factor``."""
+    bank = torchaudio.functional.melscale_fbanks(
+        n_freqs=features.n_fft // 2 + 1,
+        f_min=features.f_min,
+        f_max=features.f_max,
+        n_mels=features.n_mels,
+        sample_rate=features.sample_rate,
+        norm="slaney",
+        mel_scale="slaney",
+    )
+    freqs = torch.linspace(0, features.sample_rate / 2, bank.shape[0], dtype=torch.float64)
+    centres = (freqs[:, None] * bank.double()).sum(0) / bank.double().sum(0).clamp(min=1e-12)
+    # Piecewise linear warp (as in VTLP): frequencies below the knee scale by ``factor``;
+    # above it the line bends so that the top of the band stays where it is.
+    top = features.f_max
+    knee = 0.8 * top * min(1.0, 1.0 / factor)
+    source = torch.where(
+        centres <= knee,
+        centres / factor,
+        knee / factor + (centres - knee) * (top - knee / factor) / (top - knee),
+    )
+    positions = np.interp(source.numpy(), centres.numpy(), np.arange(features.n_mels))
+    return torch.from_numpy(positions).float()
+
+
+def warp_mel(feats: Tensor, factor: float, features: FeatureConfig = FeatureConfig()) -> Tensor:
+    """Vocal-tract length perturbation on ``(frames, n_mels)`` log-mel features.
+
+    A ``factor`` above 1 moves the spectral envelope (formants) up in frequency, as a
+    shorter vocal tract does; below 1 moves it down. Tempo is unchanged, unlike speed
+    perturbation, so voice and speaking rate vary independently. Each output bin linearly
+    interpolates the input bins around the frequency it maps from.
+    """
+    if feats.shape[0] == 0 or factor == 1.0:
+        return feats
+    positions = _warp_positions(round(factor, 4), features)
+    low = positions.floor().long().clamp(max=features.n_mels - 1)
+    high = (low + 1).clamp(max=features.n_mels - 1)
+    frac = positions - low.float()
+    return feats[:, low] * (1 - frac) + feats[:, high] * frac
 
 
 def spec_augment(

@@ -212,6 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         amp=args.amp,
         accumulate=args.accumulate,
+        ema=args.ema,
         workers=args.workers,
         threads=args.threads,
         device=args.device,
@@ -614,6 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--lookahead-frames", type=int, help="bidirectional streaming: future frames each chunk sees"
     )
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="evaluate and ship a moving average of the weights (e.g. 0.999; 0: off)",
+    )
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--eval-every", type=int, default=0, help="steps between dev evaluations")
     p.add_argument("--seed", type=int, default=0)

@@ -201,7 +201,11 @@ class SpeechDataset(torch.utils.data.Dataset):
             audio, text = np.zeros(self.features.hop_length * 4, np.float32), ""
         if self.augment is not None:
             audio = self.augment(audio)  # type: ignore[operator]
-        return log_mel(audio, self.features), self.vocabulary.encode(text), text
+        feats = log_mel(audio, self.features)
+        warp = getattr(self.augment, "warp_features", None)
+        if warp is not None:
+            feats = warp(feats, self.features)
+        return feats, self.vocabulary.encode(text), text
 
 
 def collate(items: Sequence[tuple[Tensor, list[int], str]], hop_seconds: float = 0.01) -> Batch:

@@ -9,6 +9,7 @@ dev CER; ``OUT/log.csv`` has one row per evaluation and ``OUT/steps.csv`` one pe
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import datetime
 import glob
@@ -20,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ class TrainConfig:
     init: str = ""  # start from this model file's weights instead of random ones
     amp: str = "off"  # mixed precision: "off", "bf16" (CPU or GPU) or "fp16" (GPU, loss scaling)
     accumulate: int = 1  # batches per optimizer step (gradient accumulation)
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: none)
 
 
 def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -155,6 +157,7 @@ def evaluate(
     model: AcousticModel, batches: list, vocabulary: Vocabulary, device: torch.device
 ) -> dict[str, float]:
     """Greedy CER and WER (jiwer) and mean CTC loss over prepared dev batches."""
+    was_training = model.training
     model.eval()
     refs, hyps, losses = [], [], []
     for batch in batches:
@@ -162,7 +165,7 @@ def evaluate(
         losses.append(float(ctc_loss(logprobs, lengths, batch)))
         hyps += greedy_texts(logprobs.cpu(), lengths.cpu(), vocabulary)
         refs += batch.texts
-    model.train()
+    model.train(was_training)
     pairs = [(r, h) for r, h in zip(refs, hyps, strict=False) if r]
     refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
     return {
@@ -170,6 +173,41 @@ def evaluate(
         "dev_cer": jiwer.cer(refs, hyps) if refs else 0.0,
         "dev_wer": jiwer.wer(refs, hyps) if refs else 0.0,
     }
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights (Polyak averaging).
+
+    After each optimizer step the average moves ``1 - decay`` of the way to the live
+    weights (less early on: the decay ramps up as ``(1 + n) / (10 + n)`` over the first
+    updates, so a fresh average is not dominated by its starting point). Evaluating and
+    shipping the average instead of the last weights smooths out the noise of the final
+    steps, which matters most on small, noisy data.
+    """
+
+    def __init__(self, model: AcousticModel, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"--ema: the decay must be between 0 and 1, got {decay}")
+        self.decay = decay
+        self.updates = 0
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: AcousticModel) -> None:
+        """Move the average towards ``model``'s weights; buffers (normalisation) are copied."""
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        averaged = list(self.model.parameters())
+        torch._foreach_lerp_(averaged, [p.detach() for p in model.parameters()], 1.0 - decay)
+        for mine, theirs in zip(self.model.buffers(), model.buffers(), strict=True):
+            mine.copy_(theirs)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.updates = int(state["updates"])
 
 
 def _manifests(specs: list[str]) -> list:
@@ -356,6 +394,9 @@ def _train(
         bundle = Bundle(model, vocabulary, features)
     model.to(device).train()
     log(f"model: {model.num_parameters() / 1e6:.2f}M parameters, {model.config}")
+    # With --ema the average is what dev evaluation scores and best.pt ships.
+    average = WeightAverage(model, config.ema) if config.ema else None
+    shipped = replace(bundle, model=average.model) if average is not None else bundle
 
     step_module: torch.nn.Module = _TrainStep(model, config.augment)
     if world > 1:
@@ -383,6 +424,8 @@ def _train(
             scaler.load_state_dict(checkpoint["scaler"])
         step, epoch, start_batch = checkpoint["step"], checkpoint["epoch"], checkpoint["batch"]
         best_cer = checkpoint["best_cer"]
+        if average is not None and checkpoint.get("ema"):
+            average.load_state_dict(checkpoint["ema"])
         # A new --max-steps re-plans the decay (to extend or shorten a run); otherwise the
         # schedule stays the one the run started with.
         total_steps = config.max_steps or checkpoint["total_steps"]
@@ -428,6 +471,7 @@ def _train(
                 "total_steps": total_steps,
                 "rng": rng,
                 "rng_ranks": rngs,
+                "ema": average.state_dict() if average is not None else None,
             },
             last_path,
         )
@@ -436,7 +480,7 @@ def _train(
         nonlocal best_cer
         if not dev_batches or rank:
             return
-        metrics = evaluate(model, dev_batches, vocabulary, device)
+        metrics = evaluate(shipped.model, dev_batches, vocabulary, device)
         if board is not None:
             for name, number in metrics.items():
                 board.add_scalar(name.replace("dev_", "dev/"), number, step)
@@ -468,7 +512,7 @@ def _train(
                 steps=step,
                 train_hours=round(total_hours(train_utts), 2),
             )
-            save_model(bundle, best_path)
+            save_model(shipped, best_path)
 
     # One row per step; after a crash, the steps redone after --resume appear again.
     steps_path = os.path.join(config.out, "steps.csv")
@@ -540,6 +584,8 @@ def _train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             scaler.step(optimizer)
             scaler.update()
+            if average is not None:
+                average.update(model)
             step += 1
             value = loss_sum / pending
             pending = 0
@@ -608,5 +654,5 @@ def _train(
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     if not rank and not os.path.exists(best_path):
-        save_model(bundle, best_path)
+        save_model(shipped, best_path)
     return bundle_from_dict(safe_load(best_path), best_path)

@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from asr.audio import SAMPLE_RATE
@@ -12,7 +15,11 @@ from asr.augment import (
     set_level,
     spec_augment,
     speed_perturb,
+    warp_mel,
 )
+from asr.data import SpeechDataset, Utterance
+from asr.features import log_mel
+from asr.text import Vocabulary
 
 RNG = np.random.default_rng(0)
 T = np.arange(SAMPLE_RATE) / SAMPLE_RATE
@@ -132,3 +139,36 @@ def test_time_masks_scale_with_the_real_length() -> None:
     assert 0.04 < long_.mean() < 0.2
     runs = [int(((row[1:] & ~row[:-1]).sum() + row[0]).item()) for row in dropped[100:]]
     assert max(runs) >= 3
+
+
+def tone_peak_bin(hz: float) -> int:
+    tone = (0.3 * np.sin(2 * np.pi * hz * T)).astype(np.float32)
+    return int(log_mel(tone).mean(0).argmax())
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.12])
+def test_warp_moves_the_spectral_envelope(factor: float) -> None:
+    # A 1 kHz tone warped by `factor` looks like a tone at factor x 1 kHz; the frame count
+    # (tempo) is unchanged.
+    feats = log_mel((0.3 * np.sin(2 * np.pi * 1000 * T)).astype(np.float32))
+    warped = warp_mel(feats, factor)
+    assert warped.shape == feats.shape and warped.dtype == feats.dtype
+    assert abs(int(warped.mean(0).argmax()) - tone_peak_bin(1000 * factor)) <= 1
+    assert tone_peak_bin(1000 * factor) != tone_peak_bin(1000)
+    assert torch.equal(warp_mel(feats, 1.0), feats)
+
+
+def test_dataset_warps_features_when_augmenting(tmp_path: Path) -> None:
+    path = tmp_path / "tone.wav"
+    sf.write(path, TONE, SAMPLE_RATE)
+    utt = Utterance(audio=str(path), text="a", duration=1.0)
+    only_warp = AugmentConfig(
+        p_speed=0, p_gain=0, p_noise=0, p_noise_floor=0, p_reverb=0, p_bandlimit=0, p_warp=1.0
+    )
+    plain = SpeechDataset([utt], Vocabulary())[0][0]
+    warped = SpeechDataset([utt], Vocabulary(), augment=WaveAugment(only_warp, seed=0))[0][0]
+    assert warped.shape == plain.shape and not torch.allclose(warped, plain)
+    off = WaveAugment(AugmentConfig(p_warp=0.0), seed=0)
+    assert torch.equal(off.warp_features(plain), plain)
+    again = SpeechDataset([utt], Vocabulary(), augment=WaveAugment(only_warp, seed=0))[0][0]
+    assert torch.equal(again, warped)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr.checkpoint import load_model, safe_load
-from asr.data import BucketBatchSampler, read_manifest
+from asr.checkpoint import bundle_from_dict, load_model, safe_load
+from asr.data import BucketBatchSampler, SpeechDataset, collate, read_manifest
 from asr.model import AcousticModel, ModelConfig
-from asr.train import TrainConfig, learning_rate, parameter_groups, train
+from asr.train import TrainConfig, WeightAverage, evaluate, learning_rate, parameter_groups, train
 
 TINY = {"hidden": 48, "layers": 2, "conv_channels": 4, "dropout": 0.0}
 
@@ -179,3 +179,54 @@ def test_init_starts_from_a_model_file(trained: Path, corpus: Path, tmp_path: Pa
     # Two small steps moved the weights, but not far from where they started.
     a, b = bundle.model.output.weight.detach(), start.model.output.weight.detach()
     assert 0 < float((a - b).abs().max()) < 0.1
+
+
+def test_weight_average_follows_the_weights() -> None:
+    model = AcousticModel(ModelConfig(**TINY))
+    average = WeightAverage(model, 0.5)
+    start = model.output.weight.detach().clone()
+    with torch.no_grad():
+        model.output.weight.add_(1.0)
+        model.feat_mean.fill_(3.0)
+    average.update(model)  # the first update's decay is min(0.5, 2 / 11)
+    moved = average.model.output.weight - start
+    assert torch.allclose(moved, torch.full_like(moved, 9 / 11))
+    assert torch.equal(average.model.feat_mean, model.feat_mean)  # buffers are copied
+    assert not average.model.training and not any(p.requires_grad for p in average.model.parameters())
+    with pytest.raises(ValueError, match="ema"):
+        WeightAverage(model, 1.0)
+
+
+def test_ema_run_scores_ships_and_resumes_the_average(trained: Path, corpus: Path, tmp_path: Path) -> None:
+    cfg = config(corpus, tmp_path / "ema", 6)
+    cfg.init, cfg.model, cfg.ema = str(trained / "best.pt"), {}, 0.9
+    train(cfg, log=lambda m: None)
+    ckpt = safe_load(tmp_path / "ema" / "last.pt")
+    assert ckpt["ema"]["updates"] == 6
+    # The dev figures logged at step 6 are those of the average, not of the live weights.
+    live = bundle_from_dict(ckpt["model"])
+    averaged = bundle_from_dict(ckpt["model"])
+    averaged.model.load_state_dict(ckpt["ema"]["model"])
+    dev = SpeechDataset(read_manifest(corpus), live.vocabulary)
+    batches = [
+        collate([dev[i] for i in b])
+        for b in BucketBatchSampler(
+            [u.duration for u in dev.utterances], 300.0, sorted_first_epoch=True
+        ).batches(0)
+    ]
+    cpu = torch.device("cpu")
+    logged = dev_losses(tmp_path / "ema")[-1]
+    assert logged[0] == 6
+    assert evaluate(averaged.model, batches, live.vocabulary, cpu)["dev_loss"] == pytest.approx(
+        logged[1], abs=2e-4
+    )
+    assert evaluate(live.model, batches, live.vocabulary, cpu)["dev_loss"] != pytest.approx(
+        logged[1], abs=2e-4
+    )
+    # best.pt is an averaged model: it matches the average of the step it was chosen at.
+    best = load_model(tmp_path / "ema" / "best.pt")
+    if best.metadata["steps"] == 6:
+        assert torch.allclose(best.model.output.weight, averaged.model.output.weight)
+    cfg.max_steps = 8
+    train(cfg, resume=True, log=lambda m: None)
+    assert safe_load(tmp_path / "ema" / "last.pt")["ema"]["updates"] == 8
