@@ -521,6 +521,20 @@ def _train(
     if new_steps_file and not rank:
         steps_log.write("step,train_loss,lr\n")
     board = _tensorboard(config.out) if not rank else None
+
+    def close(check_replicas: bool) -> None:
+        """End the run's logs and, with several ranks, the process group. No rank leaves
+        before all are here, since rank 0 may still be writing a checkpoint."""
+        steps_log.close()
+        if board is not None:
+            board.close()
+        if world > 1:
+            if check_replicas:
+                _check_replicas(model, world)
+                log(f"weights identical on all {world} ranks")
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
     started = time.time()
     running, first_step = 0.0, True
     interactive = sys.stderr.isatty()
@@ -621,12 +635,7 @@ def _train(
             if interrupted:
                 bar.close()
                 save(epoch, batch_index)
-                steps_log.close()
-                if board is not None:
-                    board.close()
-                if world > 1:  # rank 0 may still be writing: no rank leaves before it is done
-                    torch.distributed.barrier()
-                    torch.distributed.destroy_process_group()
+                close(check_replicas=False)
                 raise TrainingInterrupted(step, last_path)
             if (config.max_steps and step >= config.max_steps) or out_of_time:
                 stop = True
@@ -645,14 +654,7 @@ def _train(
             run_eval(float(epoch))
         save(epoch, 0)
         log(f"epoch {epoch} done: step {step}, train loss {running:.3f}")
-    steps_log.close()
-    if board is not None:
-        board.close()
-    if world > 1:
-        _check_replicas(model, world)
-        log(f"weights identical on all {world} ranks")
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    close(check_replicas=True)
     if not rank and not os.path.exists(best_path):
         save_model(shipped, best_path)
     return bundle_from_dict(safe_load(best_path), best_path)
