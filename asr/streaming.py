@@ -117,9 +117,7 @@ def make_decoder(
     are read once per process and shared. Raises ValueError (LanguageModelError) for an
     unreadable LM or lexicon."""
     options = _options(options, beam_size, bundle)
-    calibration = bundle.metadata.get("confidence")
-    if not (isinstance(calibration, (list, tuple)) and len(calibration) == 3):
-        calibration = None  # absent (or not ours): confidences stay mean posteriors
+    calibration = _calibration(bundle, options.decoder)
     # Decoders hold no per-utterance state, so one per setting serves every file and
     # stream; building a beam search with an LM and hotwords is not free.
     named = dataclasses.replace(
@@ -138,6 +136,18 @@ def make_decoder(
 
 
 _DECODERS: dict[tuple, GreedyDecoder | BeamSearchDecoder] = {}
+
+
+def _calibration(bundle: Bundle, decoder: str) -> list[float] | None:
+    """The model's confidence calibration for this decoder (tools/calibrate_confidence.py):
+    ``confidence_beam`` for the beam search where the file has one, else ``confidence``
+    (fitted on greedy output); None leaves confidences as mean character posteriors."""
+    keys = ["confidence_beam", "confidence"] if decoder == "beam" else ["confidence"]
+    for key in keys:
+        value = bundle.metadata.get(key)
+        if isinstance(value, (list, tuple)) and len(value) == 3:
+            return list(value)
+    return None
 
 
 def _build_decoder(

@@ -131,6 +131,20 @@ def test_calibrate_confidence_writes_the_model(corpus: Path, tiny_model_file: Pa
     bundle = load_model(tiny_model_file)
     assert bundle.metadata["confidence"] == weights
     assert list(make_decoder(bundle, "greedy").confidence) == weights
+    # The beam search gets its own calibration, fitted on its own output; the greedy one stays.
+    done = subprocess.run(
+        [
+            sys.executable, str(ROOT / "tools" / "calibrate_confidence.py"), "--manifest", str(corpus),
+            "--model", str(tiny_model_file), "--decoder", "beam", "--write", "--json", str(tmp_path / "b.json"),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    beam_weights = json.loads((tmp_path / "b.json").read_text())["calibration"]
+    bundle = load_model(tiny_model_file)
+    assert bundle.metadata["confidence"] == weights and bundle.metadata["confidence_beam"] == beam_weights
+    assert list(make_decoder(bundle, "beam").confidence) == beam_weights != weights
+    assert list(make_decoder(bundle, "greedy").confidence) == weights
 
 
 def test_load_test_streams_real_time_clients_and_survives_hostile_ones(corpus: Path, tmp_path: Path) -> None:

@@ -8,13 +8,20 @@ log posterior + b * min log posterior + c)``. It reports the expected calibratio
 over utterances (fit on one half, score the other), then fits on everything and, with
 ``--write``, stores ``(a, b, c)`` in the model file's metadata, where ``asr`` picks it up.
 
+Each decoder gets its own calibration, fitted on its own output: ``--decoder greedy``
+writes ``confidence`` (greedy decoding), ``--decoder beam`` writes ``confidence_beam``
+(the beam search with the model's default settings: its bundled LM and tuned weights),
+since the beam search's words are right more often for the same character posteriors.
+
+    python tools/calibrate_confidence.py --manifest ../shared/data/real/dev/manifest.jsonl --write
     python tools/calibrate_confidence.py --manifest ../shared/data/real/dev/manifest.jsonl \
-        --model asr/models/default.pt --write
+        --decoder beam --write
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -25,11 +32,13 @@ import torch
 
 from asr.checkpoint import default_model_path, load_model, safe_load, save_model
 from asr.data import read_manifest
-from asr.decoding import BeamSearchDecoder, GreedyDecoder, TokenSpan
-from asr.streaming import compute_logprobs
+from asr.decoding import TokenSpan
+from asr.streaming import compute_logprobs, make_decoder
 from asr.text import normalize
 
 Features = list[tuple[float, float]]
+#: Where each decoder's calibration lives in a model file's metadata.
+METADATA_KEYS = {"greedy": "confidence", "beam": "confidence_beam"}
 
 
 def word_features(tokens: Sequence[TokenSpan], space: int) -> Features:
@@ -107,7 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = args.model or str(default_model_path())
     bundle = load_model(path)
     vocab = bundle.vocabulary
-    decoder = (GreedyDecoder if args.decoder == "greedy" else BeamSearchDecoder)(vocab, bundle.frame_seconds)
+    key = METADATA_KEYS[args.decoder]
+    # Fit on raw confidences: the decoder the app would get, minus any stored calibration.
+    plain = dataclasses.replace(
+        bundle, metadata={k: v for k, v in bundle.metadata.items() if k not in METADATA_KEYS.values()}
+    )
+    decoder = make_decoder(plain, args.decoder)
     groups: list[tuple[list[list[float]], list[int]]] = []
     for manifest in args.manifest:
         for utt in read_manifest(manifest)[: args.limit or None]:
@@ -155,13 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"calibration (a, b, c) = {tuple(weights)}")
     if args.write:
-        bundle.metadata["confidence"] = weights
+        bundle.metadata[key] = weights
         # Keep the file's precision: the shipped model stores float16 weights.
         stored = safe_load(path)
         stored = stored.get("model", stored)
         half = any(v.dtype == torch.float16 for v in stored["state_dict"].values())
         save_model(bundle, path, half=half)
-        print(f"wrote the calibration into {path}")
+        print(f"wrote the {args.decoder} calibration into {path} (metadata {key!r})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
