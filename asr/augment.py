@@ -154,7 +154,7 @@ def band_limit(audio: np.ndarray, cutoff_hz: float) -> np.ndarray:
     return scipy.signal.sosfilt(sos, audio).astype(np.float32)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=1024)
 def _warp_positions(factor: float, features: FeatureConfig) -> Tensor:
     """Fractional source bin, ``(n_mels,)``, that each output mel bin reads under ``factor``."""
     bank = torchaudio.functional.melscale_fbanks(
@@ -171,7 +171,7 @@ def _warp_positions(factor: float, features: FeatureConfig) -> Tensor:
     # Piecewise linear warp (as in VTLP): frequencies below the knee scale by ``factor``;
     # above it the line bends so that the top of the band stays where it is.
     top = features.f_max
-    knee = 0.8 * top * min(1.0, 1.0 / factor)
+    knee = 0.8 * top * min(1.0, factor)  # so the source of the knee stays inside the band
     source = torch.where(
         centres <= knee,
         centres / factor,
@@ -191,11 +191,11 @@ def warp_mel(feats: Tensor, factor: float, features: FeatureConfig = FeatureConf
     """
     if feats.shape[0] == 0 or factor == 1.0:
         return feats
-    positions = _warp_positions(round(factor, 4), features)
+    positions = _warp_positions(round(factor, 3), features)
     low = positions.floor().long().clamp(max=features.n_mels - 1)
     high = (low + 1).clamp(max=features.n_mels - 1)
     frac = positions - low.float()
-    return feats[:, low] * (1 - frac) + feats[:, high] * frac
+    return feats[..., low] * (1 - frac) + feats[..., high] * frac
 
 
 def spec_augment(

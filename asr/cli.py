@@ -618,9 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ema",
         type=float,
-        default=0.0,
         metavar="DECAY",
-        help="evaluate and ship a moving average of the weights (e.g. 0.999; 0: off)",
+        help="evaluate and ship a moving average of the weights (e.g. 0.995; 0: off; "
+        "given with --resume, it replaces the run's setting)",
     )
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--eval-every", type=int, default=0, help="steps between dev evaluations")

@@ -74,7 +74,9 @@ class TrainConfig:
     init: str = ""  # start from this model file's weights instead of random ones
     amp: str = "off"  # mixed precision: "off", "bf16" (CPU or GPU) or "fp16" (GPU, loss scaling)
     accumulate: int = 1  # batches per optimizer step (gradient accumulation)
-    ema: float = 0.0  # decay of an exponential moving average of the weights (0: none)
+    # Decay of an exponential moving average of the weights (0: none). None: not given,
+    # so a resumed run keeps its own setting; a value given on --resume replaces it.
+    ema: float | None = None
 
 
 def learning_rate(step: int, total_steps: int, config: TrainConfig) -> float:
@@ -327,6 +329,8 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
 def _train(
     config: TrainConfig, resume: bool, log: Callable[[str], None], stop_requests: _StopRequests
 ) -> Bundle:
+    if config.ema and not 0.0 < config.ema < 1.0:
+        raise ValueError(f"--ema: the decay must be between 0 and 1, got {config.ema}")
     rank, world, rank_device = _init_distributed(config)
     if rank:
         log = lambda message: None  # noqa: E731
@@ -357,6 +361,8 @@ def _train(
             "checkpoint_every",
             "amp",
         }
+        if config.ema is not None:
+            keep.add("ema")
         config = TrainConfig(**{**saved, **{k: getattr(config, k) for k in keep}})
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -394,8 +400,9 @@ def _train(
         bundle = Bundle(model, vocabulary, features)
     model.to(device).train()
     log(f"model: {model.num_parameters() / 1e6:.2f}M parameters, {model.config}")
-    # With --ema the average is what dev evaluation scores and best.pt ships.
-    average = WeightAverage(model, config.ema) if config.ema else None
+    # With --ema the average is what dev evaluation scores and best.pt ships; only rank 0,
+    # which evaluates and saves, keeps one.
+    average = WeightAverage(model, config.ema) if config.ema and not rank else None
     shipped = replace(bundle, model=average.model) if average is not None else bundle
 
     step_module: torch.nn.Module = _TrainStep(model, config.augment)
@@ -424,8 +431,11 @@ def _train(
             scaler.load_state_dict(checkpoint["scaler"])
         step, epoch, start_batch = checkpoint["step"], checkpoint["epoch"], checkpoint["batch"]
         best_cer = checkpoint["best_cer"]
-        if average is not None and checkpoint.get("ema"):
-            average.load_state_dict(checkpoint["ema"])
+        if average is not None:
+            if checkpoint.get("ema"):
+                average.load_state_dict(checkpoint["ema"])
+            else:
+                log("the checkpoint has no weight average: it starts from the resumed weights")
         # A new --max-steps re-plans the decay (to extend or shorten a run); otherwise the
         # schedule stays the one the run started with.
         total_steps = config.max_steps or checkpoint["total_steps"]
@@ -597,8 +607,11 @@ def _train(
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             scaler.step(optimizer)
+            scale = scaler.get_scale() if scaler.is_enabled() else 0.0
             scaler.update()
-            if average is not None:
+            # fp16 loss scaling skips a step whose gradients overflowed (and lowers the
+            # scale): the average skips it too.
+            if average is not None and not (scaler.is_enabled() and scaler.get_scale() < scale):
                 average.update(model)
             step += 1
             value = loss_sum / pending
@@ -654,7 +667,7 @@ def _train(
             run_eval(float(epoch))
         save(epoch, 0)
         log(f"epoch {epoch} done: step {step}, train loss {running:.3f}")
-    close(check_replicas=True)
     if not rank and not os.path.exists(best_path):
-        save_model(shipped, best_path)
+        save_model(shipped, best_path)  # before close(): the other ranks then read it
+    close(check_replicas=True)
     return bundle_from_dict(safe_load(best_path), best_path)

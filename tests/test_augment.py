@@ -158,6 +158,18 @@ def test_warp_moves_the_spectral_envelope(factor: float) -> None:
     assert torch.equal(warp_mel(feats, 1.0), feats)
 
 
+@pytest.mark.parametrize("factor", [0.7, 0.9, 1.1, 1.3])
+def test_warp_keeps_the_band_in_order(factor: float) -> None:
+    from asr.augment import _warp_positions
+    from asr.features import FeatureConfig
+
+    positions = _warp_positions(factor, FeatureConfig())
+    inside = positions[(positions > 0) & (positions < 79)]
+    assert bool((inside[1:] > inside[:-1]).all())  # no bin folds back or repeats
+    assert bool((positions[1:] >= positions[:-1]).all()) and len(inside) >= 70
+    assert float(positions[-1]) >= 78  # the top of the band stays (about) put
+
+
 def test_dataset_warps_features_when_augmenting(tmp_path: Path) -> None:
     path = tmp_path / "tone.wav"
     sf.write(path, TONE, SAMPLE_RATE)

@@ -281,6 +281,23 @@ def test_lm_beam_pieces_equal_whole(tmp_path_factory, sizes: list[int]) -> None:
 _LM: dict = {}
 
 
+def test_each_decoder_uses_its_own_calibration() -> None:
+    from asr.checkpoint import Bundle
+    from asr.features import FeatureConfig
+    from asr.model import AcousticModel, ModelConfig
+    from asr.streaming import DecoderOptions, make_decoder
+
+    model = AcousticModel(ModelConfig(hidden=16, layers=1, conv_channels=2))
+    beam_options = DecoderOptions(decoder="beam", lm=None)
+    greedy, beam = [1.0, 0.5, 0.1], [2.0, 0.25, 0.3]
+    bundle = Bundle(model, VOCAB, FeatureConfig(), {"confidence": greedy})
+    assert list(make_decoder(bundle, beam_options).confidence) == greedy  # falls back to the greedy fit
+    bundle.metadata["confidence_beam"] = beam
+    assert list(make_decoder(bundle, beam_options).confidence) == beam
+    assert list(make_decoder(bundle, "greedy").confidence) == greedy
+    assert make_decoder(Bundle(model, VOCAB, FeatureConfig()), beam_options).confidence is None
+
+
 def test_calibrated_confidence() -> None:
     from asr.decoding import word_confidence
 

@@ -224,9 +224,37 @@ def test_ema_run_scores_ships_and_resumes_the_average(trained: Path, corpus: Pat
         logged[1], abs=2e-4
     )
     # best.pt is an averaged model: it matches the average of the step it was chosen at.
-    best = load_model(tmp_path / "ema" / "best.pt")
-    if best.metadata["steps"] == 6:
-        assert torch.allclose(best.model.output.weight, averaged.model.output.weight)
+    cfg.max_steps = 6  # resume with no step left: the average goes back out as it came in
+    train(cfg, resume=True, log=lambda m: None)
+    again = safe_load(tmp_path / "ema" / "last.pt")["ema"]
+    assert again["updates"] == 6
+    assert all(torch.equal(again["model"][k], v) for k, v in ckpt["ema"]["model"].items())
     cfg.max_steps = 8
     train(cfg, resume=True, log=lambda m: None)
     assert safe_load(tmp_path / "ema" / "last.pt")["ema"]["updates"] == 8
+    # Without dev data best.pt is the run's final model: the average, not the live weights.
+    cfg = config(corpus, tmp_path / "nodev", 3)
+    cfg.init, cfg.model, cfg.ema, cfg.dev = str(trained / "best.pt"), {}, 0.9, ""
+    train(cfg, log=lambda m: None)
+    ckpt = safe_load(tmp_path / "nodev" / "last.pt")
+    best = load_model(tmp_path / "nodev" / "best.pt").model.state_dict()
+    assert torch.allclose(best["output.weight"], ckpt["ema"]["model"]["output.weight"])
+    assert not torch.allclose(best["output.weight"], ckpt["model"]["state_dict"]["output.weight"])
+
+
+def test_ema_given_on_resume_replaces_the_run_setting(trained: Path, corpus: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("last.pt", "best.pt", "log.csv"):
+        (run / name).write_bytes((trained / name).read_bytes())
+    assert safe_load(run / "last.pt").get("ema") is None  # trained without an average
+    cfg = config(corpus, run, 26)
+    cfg.ema = 0.9
+    logs: list[str] = []
+    train(cfg, resume=True, log=logs.append)
+    assert any("no weight average" in line for line in logs)
+    ckpt = safe_load(run / "last.pt")
+    assert ckpt["config"]["ema"] == 0.9 and ckpt["ema"]["updates"] == 2
+    cfg.ema, cfg.max_steps = None, 27  # not given: the run keeps its average
+    train(cfg, resume=True, log=lambda m: None)
+    assert safe_load(run / "last.pt")["ema"]["updates"] == 3

@@ -2,8 +2,9 @@
 # Stage 2 of the bundled default model (see models/README.md): fine-tunes the stage-1
 # model (tools/train_default.sh) on mostly real speech with the milder augmentation,
 # choosing the checkpoint by real/dev CER. Resumable: run it again after an interruption.
-# INIT, OUT, LR, WARMUP, EMA (weight-average decay, 0: off), MAX_STEPS, MAX_MINUTES and
-# THREADS override the stage-2 settings.
+# INIT, OUT, LR, WARMUP and EMA (weight-average decay) set a new run's schedule (a resumed
+# run keeps its own, except EMA when given); MAX_STEPS, MAX_MINUTES and THREADS apply to
+# every run.
 #   nohup bash tools/finetune_default.sh > logs/finetune_default.log 2>&1 &
 set -euo pipefail
 SHARED=${SHARED:-../shared/data/real}
@@ -23,5 +24,5 @@ start=(--init "$INIT")
 asr train \
   --train "$SHARED/train/manifest.jsonl:3" --train "$SYNTH/train/manifest_small.jsonl" \
   --dev "$SHARED/dev/manifest.jsonl" --out "$OUT" \
-  --lr "${LR:-6e-4}" --warmup-steps "${WARMUP:-50}" --ema "${EMA:-0}" --batch-seconds 200 --max-steps "${MAX_STEPS:-700}" --max-minutes "${MAX_MINUTES:-0}" \
+  --lr "${LR:-6e-4}" --warmup-steps "${WARMUP:-50}" ${EMA:+--ema "$EMA"} --batch-seconds 200 --max-steps "${MAX_STEPS:-700}" --max-minutes "${MAX_MINUTES:-0}" \
   --eval-every 50 --checkpoint-every 50 --workers 1 --threads "${THREADS:-2}" "${start[@]}"
