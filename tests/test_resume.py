@@ -72,22 +72,27 @@ def resume(corpus: Path, out: Path) -> None:
 
 
 def test_kill_9_mid_epoch_then_resume(corpus: Path, tmp_path: Path, reference: dict[int, float]) -> None:
-    out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "asr", "train", *cli_args(corpus, out)], stderr=subprocess.DEVNULL
-    )
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        if (out / "steps.csv").exists() and len(losses(out)) >= 6:
+    # The kill must land between checkpoints (every 4 steps), so that the steps after the
+    # last one are lost and redone. A fast machine can finish step 8's checkpoint before
+    # the kill arrives; then the run is tried again (a few attempts always land).
+    for attempt in range(4):
+        out = tmp_path / f"run{attempt}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "asr", "train", *cli_args(corpus, out)], stderr=subprocess.DEVNULL
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            if (out / "steps.csv").exists() and len(losses(out)) >= 5 + attempt % 2:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        done = len(losses(out))
+        assert 5 <= done < STEPS, "the kill must land mid-run"
+        checkpoint = safe_load(out / "last.pt")
+        if checkpoint["step"] < done:
             break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(losses(out))
-    assert 6 <= done < STEPS, "the kill must land mid-run"
-    checkpoint = safe_load(out / "last.pt")
-    # The kill landed between checkpoints: the steps after the last one are lost and redone.
-    assert checkpoint["step"] < done
+    assert checkpoint["step"] < done, "no kill landed between two checkpoints"
     resume(corpus, out)
     resumed = losses(out)
     assert sorted(resumed) == list(range(1, STEPS + 1))
