@@ -19,7 +19,7 @@ import torchaudio
 from torch import Tensor
 
 from asr.audio import SAMPLE_RATE
-from asr.features import FeatureConfig
+from asr.features import FeatureConfig, mel_filters
 
 
 @dataclass(frozen=True)
@@ -157,17 +157,9 @@ def band_limit(audio: np.ndarray, cutoff_hz: float) -> np.ndarray:
 @lru_cache(maxsize=1024)
 def _warp_positions(factor: float, features: FeatureConfig) -> Tensor:
     """Fractional source bin, ``(n_mels,)``, that each output mel bin reads under ``factor``."""
-    bank = torchaudio.functional.melscale_fbanks(
-        n_freqs=features.n_fft // 2 + 1,
-        f_min=features.f_min,
-        f_max=features.f_max,
-        n_mels=features.n_mels,
-        sample_rate=features.sample_rate,
-        norm="slaney",
-        mel_scale="slaney",
-    )
+    bank = mel_filters(features)
     freqs = torch.linspace(0, features.sample_rate / 2, bank.shape[0], dtype=torch.float64)
-    centres = (freqs[:, None] * bank.double()).sum(0) / bank.double().sum(0).clamp(min=1e-12)
+    centres = (freqs[:, None] * bank).sum(0) / bank.sum(0).clamp(min=1e-12)
     # Piecewise linear warp (as in VTLP): frequencies below the knee scale by ``factor``;
     # above it the line bends so that the top of the band stays where it is.
     top = features.f_max

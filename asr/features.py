@@ -41,21 +41,26 @@ class FeatureConfig:
         return cls(**values)
 
 
+def mel_filters(config: FeatureConfig = FeatureConfig()) -> torch.Tensor:
+    """The mel filterbank, ``(n_fft // 2 + 1, n_mels)`` float64 (Slaney scale and norm)."""
+    return torchaudio.functional.melscale_fbanks(
+        n_freqs=config.n_fft // 2 + 1,
+        f_min=config.f_min,
+        f_max=config.f_max,
+        n_mels=config.n_mels,
+        sample_rate=config.sample_rate,
+        norm="slaney",
+        mel_scale="slaney",
+    ).to(torch.float64)
+
+
 class LogMel:
     """Computes log-mel frames of a buffer that already holds its left context."""
 
     def __init__(self, config: FeatureConfig = FeatureConfig()) -> None:
         self.config = config
         self.window = torch.hann_window(config.win_length, periodic=True, dtype=torch.float64)
-        self.filters = torchaudio.functional.melscale_fbanks(
-            n_freqs=config.n_fft // 2 + 1,
-            f_min=config.f_min,
-            f_max=config.f_max,
-            n_mels=config.n_mels,
-            sample_rate=config.sample_rate,
-            norm="slaney",
-            mel_scale="slaney",
-        ).to(torch.float64)
+        self.filters = mel_filters(config)
 
     @property
     def context(self) -> int:
