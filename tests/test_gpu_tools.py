@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from asr.checkpoint import load_model
+from asr.checkpoint import load_model, safe_load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,6 +93,7 @@ def test_train_gpu_sizes_the_schedule_from_the_loader_and_trains(
         "MINUTES": "0.505",  # 30.3 s: 0.3 s of it for training once start-up is set aside
         "BATCH_SECONDS": "4",
         "PYTHON": sys.executable,
+        **({"EMA": "0.9"} if start == "model file" else {}),
     }
     done = subprocess.run(
         ["bash", str(ROOT / "tools" / "train_gpu.sh")],
@@ -109,6 +110,8 @@ def test_train_gpu_sizes_the_schedule_from_the_loader_and_trains(
     assert rate > 0 and abs(steps - max(1, 0.85 * rate * 0.3 / 4)) <= 1 + 0.01 * steps  # rate is rounded
     logged = (tmp_path / "run" / "steps.csv").read_text().splitlines()[1:]
     assert 1 <= len(logged) <= steps  # the schedule ends by --max-steps, or --max-minutes first
+    average = safe_load(tmp_path / "run" / "last.pt")["ema"]  # EMA= passes --ema through
+    assert (average is not None) == (start == "model file")
     best = load_model(tmp_path / "run" / "best.pt")
     assert (best.model.config.hidden, best.model.config.layers) == (
         (load_model(tiny_model_file).model.config.hidden, load_model(tiny_model_file).model.config.layers)

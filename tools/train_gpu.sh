@@ -6,6 +6,7 @@
 # INIT=none trains a new model from random weights, shaped by HIDDEN, LAYERS,
 # CONV_CHANNELS and DROPOUT (asr train's defaults where unset), e.g. a bigger one:
 #   INIT=none HIDDEN=512 LAYERS=5 LR=1.5e-3 MINUTES=9 bash tools/train_gpu.sh
+# EMA=0.999 ships a moving average of the weights (asr train --ema).
 # On a rented machine without this project's dependencies, WHEELS=.whl installs them first.
 set -euo pipefail
 DATA=${DATA:-.gpu/data}
@@ -68,4 +69,4 @@ fi
 $PY -m asr train --train "${TRAIN[0]}" --train "${TRAIN[1]}" --dev "$DATA/real_dev/manifest.jsonl" --out "$OUT" \
   ${START[@]+"${START[@]}"} --device "$DEVICE" --lr "$LR" --warmup-steps "$WARMUP" --batch-seconds "$BATCH_SECONDS" \
   --max-steps "$STEPS" --max-minutes "$MINUTES" --eval-every $(( STEPS / 10 > 0 ? STEPS / 10 : 1 )) \
-  --checkpoint-every 200 --workers "$WORKERS" --threads "${THREADS:-4}"
+  --checkpoint-every 200 --workers "$WORKERS" --threads "${THREADS:-4}" ${EMA:+--ema "$EMA"}
