@@ -188,19 +188,24 @@ class WeightAverage:
     """
 
     def __init__(self, model: AcousticModel, decay: float) -> None:
-        if not 0.0 < decay < 1.0:
-            raise ValueError(f"--ema: the decay must be between 0 and 1, got {decay}")
+        self.check(decay)
         self.decay = decay
         self.updates = 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @staticmethod
+    def check(decay: float) -> None:
+        """Raise ValueError unless 0 < ``decay`` < 1."""
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"--ema: the decay must be between 0 and 1, got {decay}")
 
     @torch.no_grad()
     def update(self, model: AcousticModel) -> None:
         """Move the average towards ``model``'s weights; buffers (normalisation) are copied."""
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        averaged = list(self.model.parameters())
-        torch._foreach_lerp_(averaged, [p.detach() for p in model.parameters()], 1.0 - decay)
+        for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
+            mine.lerp_(theirs, 1.0 - decay)
         for mine, theirs in zip(self.model.buffers(), model.buffers(), strict=True):
             mine.copy_(theirs)
 
@@ -329,8 +334,8 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
 def _train(
     config: TrainConfig, resume: bool, log: Callable[[str], None], stop_requests: _StopRequests
 ) -> Bundle:
-    if config.ema and not 0.0 < config.ema < 1.0:
-        raise ValueError(f"--ema: the decay must be between 0 and 1, got {config.ema}")
+    if config.ema:
+        WeightAverage.check(config.ema)  # before any time goes into loading data
     rank, world, rank_device = _init_distributed(config)
     if rank:
         log = lambda message: None  # noqa: E731
