@@ -136,14 +136,15 @@ def make_decoder(
 
 
 _DECODERS: dict[tuple, GreedyDecoder | BeamSearchDecoder] = {}
+#: Where each decoder's confidence calibration lives in a model file's metadata.
+CALIBRATION_KEYS = {"greedy": "confidence", "beam": "confidence_beam"}
 
 
 def _calibration(bundle: Bundle, decoder: str) -> list[float] | None:
     """The model's confidence calibration for this decoder (tools/calibrate_confidence.py):
     ``confidence_beam`` for the beam search where the file has one, else ``confidence``
     (fitted on greedy output); None leaves confidences as mean character posteriors."""
-    keys = ["confidence_beam", "confidence"] if decoder == "beam" else ["confidence"]
-    for key in keys:
+    for key in dict.fromkeys([CALIBRATION_KEYS[decoder], CALIBRATION_KEYS["greedy"]]):
         value = bundle.metadata.get(key)
         if isinstance(value, (list, tuple)) and len(value) == 3:
             return list(value)

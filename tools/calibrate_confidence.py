@@ -33,12 +33,10 @@ import torch
 from asr.checkpoint import default_model_path, load_model, safe_load, save_model
 from asr.data import read_manifest
 from asr.decoding import TokenSpan
-from asr.streaming import compute_logprobs, make_decoder
+from asr.streaming import CALIBRATION_KEYS, compute_logprobs, make_decoder
 from asr.text import normalize
 
 Features = list[tuple[float, float]]
-#: Where each decoder's calibration lives in a model file's metadata.
-METADATA_KEYS = {"greedy": "confidence", "beam": "confidence_beam"}
 
 
 def word_features(tokens: Sequence[TokenSpan], space: int) -> Features:
@@ -116,10 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = args.model or str(default_model_path())
     bundle = load_model(path)
     vocab = bundle.vocabulary
-    key = METADATA_KEYS[args.decoder]
+    key = CALIBRATION_KEYS[args.decoder]
     # Fit on raw confidences: the decoder the app would get, minus any stored calibration.
     plain = dataclasses.replace(
-        bundle, metadata={k: v for k, v in bundle.metadata.items() if k not in METADATA_KEYS.values()}
+        bundle, metadata={k: v for k, v in bundle.metadata.items() if k not in CALIBRATION_KEYS.values()}
     )
     decoder = make_decoder(plain, args.decoder)
     groups: list[tuple[list[list[float]], list[int]]] = []
