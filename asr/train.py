@@ -154,6 +154,15 @@ def ctc_loss(logprobs: torch.Tensor, lengths: torch.Tensor, batch: Batch) -> tor
     )
 
 
+def dev_batches_of(
+    utterances: list, vocabulary: Vocabulary, features: FeatureConfig = FeatureConfig()
+) -> list[Batch]:
+    """Featurised dev batches of up to 300 s, shortest first, as ``evaluate`` takes them."""
+    dataset = SpeechDataset(utterances, vocabulary, features)
+    sampler = BucketBatchSampler([u.duration for u in utterances], 300.0, sorted_first_epoch=True)
+    return [collate([dataset[i] for i in b]) for b in sampler.batches(0)]
+
+
 @torch.no_grad()
 def evaluate(
     model: AcousticModel, batches: list, vocabulary: Vocabulary, device: torch.device
@@ -452,11 +461,7 @@ def _train(
             torch.cuda.set_rng_state_all(rng["cuda"])
         log(f"resumed from {last_path}: step {step}, epoch {epoch}, batch {start_batch}")
 
-    dev_batches = []
-    if dev_utts and not rank:
-        dev_set = SpeechDataset(dev_utts, vocabulary, features)
-        dev_sampler = BucketBatchSampler([u.duration for u in dev_utts], 300.0, sorted_first_epoch=True)
-        dev_batches = [collate([dev_set[i] for i in b]) for b in dev_sampler.batches(0)]
+    dev_batches = dev_batches_of(dev_utts, vocabulary, features) if dev_utts and not rank else []
 
     def save(epoch_: int, batch_: int) -> None:
         rng = {

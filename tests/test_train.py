@@ -11,9 +11,17 @@ import pytest
 import torch
 
 from asr.checkpoint import bundle_from_dict, load_model, safe_load
-from asr.data import BucketBatchSampler, SpeechDataset, collate, read_manifest
+from asr.data import BucketBatchSampler, read_manifest
 from asr.model import AcousticModel, ModelConfig
-from asr.train import TrainConfig, WeightAverage, evaluate, learning_rate, parameter_groups, train
+from asr.train import (
+    TrainConfig,
+    WeightAverage,
+    dev_batches_of,
+    evaluate,
+    learning_rate,
+    parameter_groups,
+    train,
+)
 
 TINY = {"hidden": 48, "layers": 2, "conv_channels": 4, "dropout": 0.0}
 
@@ -207,13 +215,7 @@ def test_ema_run_scores_ships_and_resumes_the_average(trained: Path, corpus: Pat
     live = bundle_from_dict(ckpt["model"])
     averaged = bundle_from_dict(ckpt["model"])
     averaged.model.load_state_dict(ckpt["ema"]["model"])
-    dev = SpeechDataset(read_manifest(corpus), live.vocabulary)
-    batches = [
-        collate([dev[i] for i in b])
-        for b in BucketBatchSampler(
-            [u.duration for u in dev.utterances], 300.0, sorted_first_epoch=True
-        ).batches(0)
-    ]
+    batches = dev_batches_of(read_manifest(corpus), live.vocabulary)
     cpu = torch.device("cpu")
     logged = dev_losses(tmp_path / "ema")[-1]
     assert logged[0] == 6
@@ -223,7 +225,6 @@ def test_ema_run_scores_ships_and_resumes_the_average(trained: Path, corpus: Pat
     assert evaluate(live.model, batches, live.vocabulary, cpu)["dev_loss"] != pytest.approx(
         logged[1], abs=2e-4
     )
-    # best.pt is an averaged model: it matches the average of the step it was chosen at.
     cfg.max_steps = 6  # resume with no step left: the average goes back out as it came in
     train(cfg, resume=True, log=lambda m: None)
     again = safe_load(tmp_path / "ema" / "last.pt")["ema"]
