@@ -33,7 +33,8 @@ class AlignedWord:
     """A word of the transcript and the output frames its characters occupy.
 
     ``start`` is the first frame of its first character, ``end`` one past the last frame
-    of its last character; ``score`` is the mean posterior of its characters' frames.
+    of its last character (exclusive); ``score`` is the mean posterior of its characters'
+    frames (blank frames between them not counted).
     """
 
     word: str
@@ -54,8 +55,7 @@ def align_words(logprobs: Tensor, text: str, vocabulary: Vocabulary) -> list[Ali
     ``AlignmentError`` for an empty text, a character outside the vocabulary, or a text
     that needs more frames than ``logprobs`` has.
     """
-    if logprobs.dim() != 2 or logprobs.shape[1] != len(vocabulary):
-        raise AlignmentError(f"expected log-probs (frames, {len(vocabulary)}), got {tuple(logprobs.shape)}")
+    _check_shape(logprobs, vocabulary)
     words = text.split()
     if not words:
         raise AlignmentError("nothing to align: the transcript is empty")
@@ -72,7 +72,8 @@ def align_words(logprobs: Tensor, text: str, vocabulary: Vocabulary) -> list[Ali
     spans = taf.merge_tokens(labels[0], scores[0].exp(), blank=vocabulary.blank)
     if len(spans) != len(tokens):  # forced alignment visits every target token once
         raise AlignmentError(f"alignment found {len(spans)} of {len(tokens)} characters")
-    aligned, index = [], 0
+    aligned: list[AlignedWord] = []
+    index = 0
     for word in words:
         chars = spans[index : index + len(word)]
         index += len(word) + 1  # the space after the word
@@ -82,10 +83,14 @@ def align_words(logprobs: Tensor, text: str, vocabulary: Vocabulary) -> list[Ali
 
 
 def alignment_score(logprobs: Tensor, text: str, vocabulary: Vocabulary) -> float:
-    """The CTC log-likelihood of ``text`` per character (higher is a surer alignment).
+    """The CTC log-likelihood of ``text`` per character, spaces between words included
+    (higher is a surer alignment).
 
-    ``logprobs``: ``(frames, vocab)``. Returns ``-inf`` where ``text`` cannot be aligned.
+    ``logprobs``: ``(frames, vocab)``. Returns ``-inf`` where ``text`` cannot be aligned
+    (empty, a character outside the vocabulary, too few frames); raises ``AlignmentError``
+    for log-probs of the wrong shape.
     """
+    _check_shape(logprobs, vocabulary)
     try:
         tokens = vocabulary.encode(" ".join(text.split()))
     except ValueError:
@@ -101,3 +106,8 @@ def alignment_score(logprobs: Tensor, text: str, vocabulary: Vocabulary) -> floa
         reduction="sum",
     )
     return -float(loss) / len(tokens)
+
+
+def _check_shape(logprobs: Tensor, vocabulary: Vocabulary) -> None:
+    if logprobs.dim() != 2 or logprobs.shape[1] != len(vocabulary):
+        raise AlignmentError(f"expected log-probs (frames, {len(vocabulary)}), got {tuple(logprobs.shape)}")

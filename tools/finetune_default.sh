@@ -5,7 +5,8 @@
 # INIT, OUT, LR, WARMUP and EMA (weight-average decay) set a new run's schedule (a resumed
 # run keeps its own, except EMA when given); MAX_STEPS, MAX_MINUTES and THREADS apply to
 # every run. EXTRA names more training manifests (space-separated, each path[:weight]),
-# e.g. the word and phrase pieces of tools/cut_segments.py.
+# e.g. the word and phrase pieces of tools/cut_segments.py; keep it the same when resuming
+# (the run's data mix and its position in the epoch depend on it).
 #   nohup bash tools/finetune_default.sh > logs/finetune_default.log 2>&1 &
 set -euo pipefail
 SHARED=${SHARED:-../shared/data/real}
@@ -21,11 +22,12 @@ random.Random(7).shuffle(lines)
 open(f"{sys.argv[1]}/manifest_small.jsonl", "w").writelines(lines[:3000])
 PY
 extra=()
-for m in ${EXTRA:-}; do extra+=(--train "$m"); done
+read -r -a extra_paths <<< "${EXTRA:-}"
+for m in ${extra_paths[@]+"${extra_paths[@]}"}; do extra+=(--train "$m"); done
 start=(--init "$INIT")
 [ -f "$OUT/last.pt" ] && start=(--resume)
 asr train \
-  --train "$SHARED/train/manifest.jsonl:3" --train "$SYNTH/train/manifest_small.jsonl" "${extra[@]}" \
+  --train "$SHARED/train/manifest.jsonl:3" --train "$SYNTH/train/manifest_small.jsonl" ${extra[@]+"${extra[@]}"} \
   --dev "$SHARED/dev/manifest.jsonl" --out "$OUT" \
   --lr "${LR:-6e-4}" --warmup-steps "${WARMUP:-50}" ${EMA:+--ema "$EMA"} --batch-seconds 200 --max-steps "${MAX_STEPS:-700}" --max-minutes "${MAX_MINUTES:-0}" \
   --eval-every 50 --checkpoint-every 50 --workers 1 --threads "${THREADS:-2}" "${start[@]}"
