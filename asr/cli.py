@@ -207,6 +207,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         warmup_steps=args.warmup_steps,
         augment=not args.no_augment,
+        sorted_first_epoch=not args.shuffle_first_epoch,
         checkpoint_every=args.checkpoint_every,
         eval_every=args.eval_every,
         seed=args.seed,
@@ -615,6 +616,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--lookahead-frames", type=int, help="bidirectional streaming: future frames each chunk sees"
     )
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument(
+        "--shuffle-first-epoch",
+        action="store_true",
+        help="shuffle the first epoch too instead of shortest batches first (for fine-tuning with --init)",
+    )
     p.add_argument(
         "--ema",
         type=float,

@@ -65,6 +65,10 @@ class TrainConfig:
     weight_decay: float = 0.01
     clip: float = 5.0
     augment: bool = True
+    # Shortest batches first in the first epoch: it gets CTC past its blank plateau from
+    # random weights. A fine-tune (--init) gains nothing from it, and the sorted epoch ends
+    # with only the longest utterances, so --shuffle-first-epoch turns it off.
+    sorted_first_epoch: bool = True
     checkpoint_every: int = 200
     eval_every: int = 0  # also evaluate every N steps (0: only after each epoch)
     seed: int = 0
@@ -430,7 +434,12 @@ def _train(
         [{"params": list(model.parameters())}] if single else parameter_groups(model, config.weight_decay)
     )
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
-    sampler = BucketBatchSampler([u.duration for u in train_utts], config.batch_seconds, config.seed)
+    sampler = BucketBatchSampler(
+        [u.duration for u in train_utts],
+        config.batch_seconds,
+        config.seed,
+        sorted_first_epoch=config.sorted_first_epoch,
+    )
     steps_per_epoch = len(sampler.batches(0))  # batches (micro-batches with --accumulate)
     total_steps = config.max_steps or math.ceil(steps_per_epoch / config.accumulate) * config.epochs
     amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.amp]

@@ -259,3 +259,45 @@ def test_ema_given_on_resume_replaces_the_run_setting(trained: Path, corpus: Pat
     cfg.ema, cfg.max_steps = None, 27  # not given: the run keeps its average
     train(cfg, resume=True, log=lambda m: None)
     assert safe_load(run / "last.pt")["ema"]["updates"] == 3
+
+
+def test_shuffle_first_epoch_reaches_the_sampler(corpus: Path, tmp_path: Path, monkeypatch) -> None:
+    import asr.train
+
+    made: list[BucketBatchSampler] = []
+
+    class Spy(BucketBatchSampler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(asr.train, "BucketBatchSampler", Spy)
+    train(config(corpus, tmp_path / "sorted", 1), log=lambda m: None)
+    assert made and all(s.sorted_first_epoch for s in made)  # training's and dev's
+    made.clear()
+    shuffled = TrainConfig(
+        **{**config(corpus, tmp_path / "shuffled", 1).__dict__, "sorted_first_epoch": False}
+    )
+    train(shuffled, log=lambda m: None)
+    assert [s.sorted_first_epoch for s in made].count(False) == 1  # training's; dev stays sorted
+    # The first epoch's order then differs from shortest first.
+    durations = [1.0 + i for i in range(40)]
+    first = BucketBatchSampler(durations, 3.0, seed=1, sorted_first_epoch=False).batches(0)
+    assert first != BucketBatchSampler(durations, 3.0, seed=1).batches(0)
+
+
+def test_train_cli_passes_shuffle_first_epoch(corpus: Path, tmp_path: Path, monkeypatch) -> None:
+    import asr.train
+    from asr.cli import main
+
+    seen: list[TrainConfig] = []
+
+    def fake_train(config: TrainConfig, resume: bool = False, log=print):
+        seen.append(config)
+        raise asr.train.TrainingInterrupted(0, "x")
+
+    monkeypatch.setattr(asr.train, "train", fake_train)
+    base = ["train", "--train", str(corpus), "--out", str(tmp_path / "run")]
+    for extra, expected in (([], True), (["--shuffle-first-epoch"], False)):
+        main([*base, *extra])
+        assert seen[-1].sorted_first_epoch is expected

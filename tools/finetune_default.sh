@@ -3,7 +3,8 @@
 # model (tools/train_default.sh) on mostly real speech with the milder augmentation,
 # choosing the checkpoint by real/dev CER. Resumable: run it again after an interruption.
 # INIT, OUT, LR, WARMUP and EMA (weight-average decay) set a new run's schedule (a resumed
-# run keeps its own, except EMA when given); MAX_STEPS, MAX_MINUTES and THREADS apply to
+# run keeps its own, except EMA when given; SHUFFLE=1 shuffles the first epoch instead of
+# going shortest first); MAX_STEPS, MAX_MINUTES and THREADS apply to
 # every run. EXTRA names more training manifests (space-separated, each path[:weight]),
 # e.g. the word and phrase pieces of tools/cut_segments.py; keep it the same when resuming
 # (the run's data mix and its position in the epoch depend on it).
@@ -30,4 +31,4 @@ asr train \
   --train "$SHARED/train/manifest.jsonl:3" --train "$SYNTH/train/manifest_small.jsonl" ${extra[@]+"${extra[@]}"} \
   --dev "$SHARED/dev/manifest.jsonl" --out "$OUT" \
   --lr "${LR:-6e-4}" --warmup-steps "${WARMUP:-50}" ${EMA:+--ema "$EMA"} --batch-seconds 200 --max-steps "${MAX_STEPS:-700}" --max-minutes "${MAX_MINUTES:-0}" \
-  --eval-every 50 --checkpoint-every 50 --workers 1 --threads "${THREADS:-2}" "${start[@]}"
+  --eval-every 50 --checkpoint-every 50 --workers 1 --threads "${THREADS:-2}" ${SHUFFLE:+--shuffle-first-epoch} "${start[@]}"
