@@ -67,37 +67,18 @@ def test_growing_refuses_what_it_cannot_do() -> None:
         grow_model.grow(bundle(bidirectional=True), 4)
 
 
+def grow_cli(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "tools" / "grow_model.py"), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
 def test_cli_writes_a_loadable_model(tmp_path: Path) -> None:
     save_model(bundle(), tmp_path / "small.pt")
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "grow_model.py"),
-            str(tmp_path / "small.pt"),
-            str(tmp_path / "big.pt"),
-            "--layers",
-            "3",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = grow_cli(str(tmp_path / "small.pt"), str(tmp_path / "big.pt"), "--layers", "3")
     assert done.returncode == 0, done.stderr
     assert "2 -> 3 layers" in done.stdout
     assert load_model(tmp_path / "big.pt").model.config.layers == 3
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "grow_model.py"),
-            str(tmp_path / "small.pt"),
-            str(tmp_path / "x.pt"),
-            "--layers",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = grow_cli(str(tmp_path / "small.pt"), str(tmp_path / "x.pt"), "--layers", "1")
     assert (
         done.returncode != 0 and done.stderr.strip().startswith("error:") and "Traceback" not in done.stderr
     )
