@@ -38,6 +38,53 @@ def test_plan_is_reproducible_and_keeps_dev_apart() -> None:
     assert not {i.text for i in dev if len(i.text.split()) >= 5} & train_texts
 
 
+def test_flite_share_and_mild_prosody() -> None:
+    default = synth_corpus.plan(300, "train", seed=3, max_words=24, limit=3000)
+    flite = [i for i in default if i.voice.startswith("flite")]
+    # The default train split keeps its 15% of flite voices with a drawn pitch.
+    assert 20 <= len(flite) <= 70 and all(dict(i.settings).keys() == {"stretch", "f0"} for i in flite)
+    assert default == synth_corpus.plan(300, "train", 3, 24, 3000, flite_share=0.15, flite_prosody="wide")
+    mild = synth_corpus.plan(
+        200, "train", seed=3, max_words=24, limit=3000, flite_share=1, flite_prosody="mild"
+    )
+    assert all(i.voice.startswith("flite:") for i in mild)
+    assert {i.voice for i in mild} == {"flite:" + v for v in synth_corpus.FLITE_VOICES}
+    stretches = [dict(i.settings)["stretch"] for i in mild]
+    assert all(dict(i.settings).keys() == {"stretch"} for i in mild)
+    assert min(stretches) >= 0.85 and max(stretches) <= 1.2
+    # Dev stays espeak-only unless asked; asked, its flite items read held-out sentences.
+    assert not any(i.voice.startswith("flite") for i in synth_corpus.plan(100, "dev", 3, 24, 3000))
+    dev = synth_corpus.plan(100, "dev", 3, 24, 3000, flite_share=1, flite_prosody="mild")
+    assert all(i.voice.startswith("flite:") for i in dev)
+    train_texts = {i.text for i in default + mild}
+    assert not {i.text for i in dev if len(i.text.split()) >= 5} & train_texts
+
+
+def test_mild_flite_item_renders_at_the_voice_pitch(tmp_path: Path) -> None:
+    item = synth_corpus.Item(0, "hello there", "flite:slt", (("stretch", 1.0),))
+    audio = synth_corpus.synthesise(item)
+    assert audio.dtype.name == "float32" and 0.3 * 16000 < len(audio) < 3 * 16000
+    slower = synth_corpus.synthesise(synth_corpus.Item(0, "hello there", "flite:slt", (("stretch", 1.2),)))
+    assert len(slower) > 1.1 * len(audio)
+
+
+def test_bad_flite_share_is_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "synth_corpus.py"),
+            "--out",
+            str(tmp_path),
+            "--flite-share",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "flite-share" in proc.stderr
+
+
 def run(out: Path, jobs: int) -> list[dict]:
     subprocess.run(
         [

@@ -2,7 +2,9 @@
 """Synthesise a varied speech corpus with Debian's offline text-to-speech.
 
 Voices: espeak-ng (8 English accents x its voice variants, random speed, pitch and word
-gap) and flite's built-in voices (random duration stretch and pitch).
+gap) and flite's built-in voices (random duration stretch and pitch; 15% of the train
+split by default, ``--flite-share`` sets it for either split, ``--flite-prosody mild``
+keeps each flite voice's own pitch and a narrower stretch).
 Text: fortunes, the King James Bible, WordNet glosses and lemmas, plus generated
 numbers, digit strings and short command phrases, all passed through ``asr``'s
 normaliser. The festival voices and the Harvard sentences are reserved for evaluation
@@ -15,6 +17,8 @@ sentences held out of ``--split train``.
 
     python tools/synth_corpus.py --hours 20 --out data/synth/train
     python tools/synth_corpus.py --hours 0.5 --split dev --out data/synth/dev
+    python tools/synth_corpus.py --hours 3.5 --seed 3 --flite-share 1 --flite-prosody mild \
+        --out data/synth/flite
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ ESPEAK_ACCENTS = (
     "en-us-nyc",
 )
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
+#: Share of flite items in the train split when ``--flite-share`` is not given.
+FLITE_SHARE = 0.15
+#: Duration stretch (flite's duration_stretch; > 1 is slower) and mean pitch (Hz) draws.
+FLITE_PROSODY = {"wide": ((0.8, 1.35), (70.0, 220.0)), "mild": ((0.85, 1.2), None)}
 #: espeak-ng variants kept out of training, for a synthetic dev set of unseen voices.
 HELDOUT_VARIANTS = frozenset(
     [
@@ -258,8 +266,24 @@ def espeak_variants() -> list[str]:
     return sorted(os.listdir(folder))
 
 
-def plan(n_items: int, split: str, seed: int, max_words: int, limit: int = 0) -> list[Item]:
-    """The text, voice and settings of every item; a pure function of its arguments."""
+def plan(
+    n_items: int,
+    split: str,
+    seed: int,
+    max_words: int,
+    limit: int = 0,
+    flite_share: float | None = None,
+    flite_prosody: str = "wide",
+) -> list[Item]:
+    """The text, voice and settings of every item; a pure function of its arguments.
+
+    ``flite_share`` is the probability of a flite voice (default: ``FLITE_SHARE`` for the
+    train split, 0 for dev, whose unseen voices are espeak-ng's); ``flite_prosody`` picks
+    the stretch and pitch ranges of ``FLITE_PROSODY`` ("mild" keeps the voice's pitch).
+    """
+    if flite_share is None:
+        flite_share = FLITE_SHARE if split == "train" else 0.0
+    stretch_range, f0_range = FLITE_PROSODY[flite_prosody]
     sentences, lemmas = load_text(split, max_words, limit)
     variants = [v for v in espeak_variants() if (v in HELDOUT_VARIANTS) == (split == "dev")]
     common = [v for v in variants if v not in ODD_VARIANTS]
@@ -268,12 +292,11 @@ def plan(n_items: int, split: str, seed: int, max_words: int, limit: int = 0) ->
         # Dev draws from its own stream, so the generated numbers never repeat train's.
         rng = random.Random(seed * 1_000_003 + i if split == "train" else f"dev/{seed}/{i}")
         text = rng.choice(sentences) if rng.random() < 0.75 else _generated(rng, lemmas)
-        if split == "train" and rng.random() < 0.15:
+        if flite_share > 0 and rng.random() < flite_share:
             voice = "flite:" + rng.choice(FLITE_VOICES)
-            settings = (
-                ("stretch", rng.uniform(0.8, 1.35)),
-                ("f0", rng.uniform(70, 220)),
-            )
+            settings: tuple[tuple[str, float], ...] = (("stretch", rng.uniform(*stretch_range)),)
+            if f0_range is not None:
+                settings += (("f0", rng.uniform(*f0_range)),)
         else:
             pool = variants if rng.random() < 0.05 else common
             voice = f"espeak:{rng.choice(ESPEAK_ACCENTS)}+{rng.choice(pool)}"
@@ -309,19 +332,10 @@ def synthesise(item: Item) -> np.ndarray:
             ]
             subprocess.run(cmd, check=True, capture_output=True)
         else:
-            cmd = [
-                "flite",
-                "-voice",
-                voice,
-                "--setf",
-                f"duration_stretch={settings['stretch']:.3f}",
-                "--setf",
-                f"int_f0_target_mean={settings['f0']:.1f}",
-                "-t",
-                item.text,
-                "-o",
-                wav,
-            ]
+            cmd = ["flite", "-voice", voice, "--setf", f"duration_stretch={settings['stretch']:.3f}"]
+            if "f0" in settings:
+                cmd += ["--setf", f"int_f0_target_mean={settings['f0']:.1f}"]
+            cmd += ["-t", item.text, "-o", wav]
             subprocess.run(cmd, check=True, capture_output=True)
         audio, rate = sf.read(wav, dtype="float32", always_2d=True)
     audio = audio.mean(axis=1)
@@ -369,7 +383,23 @@ def main() -> int:
     parser.add_argument("--max-words", type=int, default=24)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--text-limit", type=int, default=0, help="read N sentences a source (trials)")
+    parser.add_argument(
+        "--flite-share",
+        type=float,
+        default=None,
+        help=f"share of flite voices, 0-1 (default: {FLITE_SHARE} for train, 0 for dev)",
+    )
+    parser.add_argument(
+        "--flite-prosody",
+        choices=sorted(FLITE_PROSODY),
+        default="wide",
+        help="flite stretch and pitch: wide (stretch 0.8-1.35, pitch 70-220 Hz) or mild "
+        "(stretch 0.85-1.2, the voice's own pitch) (default: wide)",
+    )
     args = parser.parse_args()
+    if args.flite_share is not None and not 0 <= args.flite_share <= 1:
+        print("error: --flite-share must be between 0 and 1", file=sys.stderr)
+        return 2
     for tool in ("espeak-ng", "flite", "bible"):
         if shutil.which(tool) is None:
             print(
@@ -380,7 +410,15 @@ def main() -> int:
             return 2
     # About 2.6 s per item on average; the manifest reports the true total.
     n_items = max(1, int(args.hours * 3600 / 2.6))
-    items = plan(n_items, args.split, args.seed, args.max_words, args.text_limit)
+    items = plan(
+        n_items,
+        args.split,
+        args.seed,
+        args.max_words,
+        args.text_limit,
+        flite_share=args.flite_share,
+        flite_prosody=args.flite_prosody,
+    )
     os.makedirs(args.out, exist_ok=True)
     total = 0.0
     manifest = os.path.join(args.out, "manifest.jsonl")
