@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -62,7 +63,10 @@ FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
 #: Share of flite items in the train split when ``--flite-share`` is not given.
 FLITE_SHARE = 0.15
 #: Duration stretch (flite's duration_stretch; > 1 is slower) and mean pitch (Hz) draws.
-FLITE_PROSODY = {"wide": ((0.8, 1.35), (70.0, 220.0)), "mild": ((0.85, 1.2), None)}
+FLITE_PROSODY: dict[str, tuple[tuple[float, float], tuple[float, float] | None]] = {
+    "wide": ((0.8, 1.35), (70.0, 220.0)),
+    "mild": ((0.85, 1.2), None),
+}
 #: espeak-ng variants kept out of training, for a synthetic dev set of unseen voices.
 HELDOUT_VARIANTS = frozenset(
     [
@@ -273,13 +277,15 @@ def plan(
     max_words: int,
     limit: int = 0,
     flite_share: float | None = None,
-    flite_prosody: str = "wide",
+    flite_prosody: Literal["wide", "mild"] = "wide",
 ) -> list[Item]:
     """The text, voice and settings of every item; a pure function of its arguments.
 
     ``flite_share`` is the probability of a flite voice (default: ``FLITE_SHARE`` for the
     train split, 0 for dev, whose unseen voices are espeak-ng's); ``flite_prosody`` picks
     the stretch and pitch ranges of ``FLITE_PROSODY`` ("mild" keeps the voice's pitch).
+    Any share above 0 takes one extra random draw per item, so a share other than the
+    split's default changes every item's draws, espeak-ng ones included.
     """
     if flite_share is None:
         flite_share = FLITE_SHARE if split == "train" else 0.0
@@ -393,12 +399,20 @@ def main() -> int:
         "--flite-prosody",
         choices=sorted(FLITE_PROSODY),
         default="wide",
-        help="flite stretch and pitch: wide (stretch 0.8-1.35, pitch 70-220 Hz) or mild "
-        "(stretch 0.85-1.2, the voice's own pitch) (default: wide)",
+        help="flite duration stretch and pitch: "
+        + ", ".join(
+            f"{name} (stretch {s[0]}-{s[1]}, "
+            + (f"pitch {f0[0]:g}-{f0[1]:g} Hz)" if f0 else "the voice's own pitch)")
+            for name, (s, f0) in FLITE_PROSODY.items()
+        )
+        + " (default: wide)",
     )
     args = parser.parse_args()
     if args.flite_share is not None and not 0 <= args.flite_share <= 1:
         print("error: --flite-share must be between 0 and 1", file=sys.stderr)
+        return 2
+    if args.split == "dev" and args.flite_prosody != "wide" and not args.flite_share:
+        print("error: --split dev has no flite voices unless --flite-share is given", file=sys.stderr)
         return 2
     for tool in ("espeak-ng", "flite", "bible"):
         if shutil.which(tool) is None:
