@@ -215,9 +215,9 @@ class FileSource(MicrophoneSource):
 class LiveView:
     """Terminal output: a live partial line on a terminal; committed lines at endpoints."""
 
-    def __init__(self, out: TextIO = sys.stdout, live: bool | None = None, timestamps: bool = False) -> None:
-        self.out = out
-        self.live = out.isatty() if live is None else live
+    def __init__(self, out: TextIO | None = None, live: bool | None = None, timestamps: bool = False) -> None:
+        self.out = sys.stdout if out is None else out  # looked up now: redirect_stdout applies
+        self.live = self.out.isatty() if live is None else live
         self.timestamps = timestamps
         self.prefix = ""  # put before every line (the file's name, for several files)
         self._shown = False

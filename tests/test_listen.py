@@ -216,3 +216,29 @@ def test_listen_threads(wav: Path, tiny_model_file: Path, capsys: pytest.Capture
     finally:
         torch.set_num_threads(before)
     assert "warning" not in capsys.readouterr().err
+
+
+def test_listen_runs_int8_by_default(
+    wav: Path, tiny_model_file: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Live audio on the CPU gets the int8 model unless --no-int8 asks for float32, and
+    both transcribe the file."""
+    import asr.streaming
+    from asr.export import is_int8
+
+    used = []
+    real = asr.streaming.Recognizer
+
+    def spy(bundle, *args, **kwargs):  # type: ignore[no-untyped-def]
+        used.append(is_int8(bundle))
+        return real(bundle, *args, **kwargs)
+
+    monkeypatch.setattr(asr.streaming, "Recognizer", spy)
+    args = ["listen", "--model", str(tiny_model_file), "--file", str(wav), "--speed", "0"]
+    assert main(args) == 0
+    int8_out = capfd.readouterr().out
+    assert main([*args, "--no-int8"]) == 0
+    float_out = capfd.readouterr().out
+    assert main([*args, "--int8"]) == 0
+    assert used == [True, False, True]
+    assert int8_out.strip() and float_out.strip()
