@@ -43,19 +43,18 @@ def _load(path: str | None, int8: bool = False):
 
 def _add_model_args(p: argparse.ArgumentParser, int8_default: bool = False) -> None:
     p.add_argument("--model", help="model file (default: the bundled model)")
-    if int8_default:
-        p.add_argument(
-            "--int8",
-            action=argparse.BooleanOptionalAction,
-            default=True,
-            help="quantise the GRU and linear layers to int8 (default: on; on a 2-core machine it "
-            "halves the cost of live 100 ms chunks, to 0.035 x real time on one thread); "
-            "--no-int8 runs float32 (an int8 model file stays int8)",
-        )
-    else:
-        p.add_argument(
-            "--int8", action="store_true", help="quantise the GRU and linear layers to int8 (faster on CPU)"
-        )
+    detail = (
+        " (default: on; on a 2-core machine it halves the cost of live 100 ms chunks, to 0.035 x "
+        "real time on one thread); --no-int8 runs float32 (an int8 model file stays int8)"
+        if int8_default
+        else " (faster on CPU)"
+    )
+    p.add_argument(
+        "--int8",
+        action=argparse.BooleanOptionalAction if int8_default else "store_true",
+        default=int8_default,
+        help="quantise the GRU and linear layers to int8" + detail,
+    )
 
 
 def _decoder_options(args: argparse.Namespace, bundle: Bundle) -> DecoderOptions:
