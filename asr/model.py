@@ -48,6 +48,8 @@ class ModelConfig:
             raise ValueError("lookahead_frames needs chunk_frames > 0")
         if self.bidirectional and self.hidden % 2:
             raise ValueError(f"a bidirectional model needs an even hidden size, got {self.hidden}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if min(self.hidden, self.layers, self.conv_channels) < 1:
             raise ValueError("hidden, layers and conv_channels must be at least 1")
 

@@ -230,6 +230,27 @@ class WeightAverage:
         self.updates = int(state["updates"])
 
 
+def apply_model_overrides(model: AcousticModel, overrides: dict[str, Any], source: str) -> None:
+    """Apply the model flags given with ``--init`` or ``--resume`` to ``model`` loaded from
+    ``source``: a new dropout rate is set in place (it changes no weight); a flag that would
+    change the weights' shape raises ValueError instead of being silently ignored."""
+    current = model.config.to_dict()
+    for key, value in overrides.items():
+        if key == "dropout" or current.get(key) == value:
+            continue
+        flag = "--" + key.replace("_", "-")
+        raise ValueError(
+            f"{flag} {value}: {source} has {key} = {current.get(key)}; a fine-tune or a resumed "
+            "run keeps the model's shape (only --dropout can change; tools/grow_model.py adds layers)"
+        )
+    if "dropout" in overrides and overrides["dropout"] != model.config.dropout:
+        rate = float(overrides["dropout"])
+        model.config = replace(model.config, dropout=rate)  # validated and saved with the model
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = rate
+
+
 def _manifests(specs: list[str]) -> list:
     utterances = []
     for spec in specs:
@@ -361,6 +382,7 @@ def _train(
     checkpoint = safe_load(last_path) if resume and os.path.exists(last_path) else None
     if resume and checkpoint is None:
         log(f"no checkpoint in {config.out}; starting a new run")
+    requested = dict(config.model)  # the caller's flags; a resumed run's config replaces them
     if checkpoint is not None:
         saved = checkpoint["config"]
         # The run's shape (model, schedule, batches, seed) comes from the checkpoint; where
@@ -416,6 +438,8 @@ def _train(
         mean, std = feature_statistics(SpeechDataset(train_utts, vocabulary, features), seed=config.seed)
         model.set_normalization(mean, std)
         bundle = Bundle(model, vocabulary, features)
+    if checkpoint is not None or config.init:
+        apply_model_overrides(model, requested, last_path if checkpoint is not None else config.init)
     model.to(device).train()
     log(f"model: {model.num_parameters() / 1e6:.2f}M parameters, {model.config}")
     # With --ema the average is what dev evaluation scores and best.pt ships; only rank 0,

@@ -301,3 +301,26 @@ def test_train_cli_passes_shuffle_first_epoch(corpus: Path, tmp_path: Path, monk
     for extra, expected in (([], True), (["--shuffle-first-epoch"], False)):
         main([*base, *extra])
         assert seen[-1].sorted_first_epoch is expected
+
+
+def test_init_takes_a_new_dropout_and_refuses_a_new_shape(
+    trained: Path, corpus: Path, tmp_path: Path
+) -> None:
+    cfg = config(corpus, tmp_path / "drop", 2)
+    cfg.init, cfg.model = str(trained / "best.pt"), {"dropout": 0.3}
+    bundle = train(cfg, log=lambda m: None)
+    # The fine-tune ran with the new rate, and the model file records it.
+    assert bundle.model.config.dropout == 0.3
+    assert load_model(tmp_path / "drop" / "best.pt").model.config.dropout == 0.3
+    # A resumed run keeps its rate unless a new one is given.
+    cfg.max_steps, cfg.model = 3, {}
+    assert train(cfg, resume=True, log=lambda m: None).model.config.dropout == 0.3
+    cfg.max_steps, cfg.model = 4, {"dropout": 0.0}
+    train(cfg, resume=True, log=lambda m: None)
+    ckpt = safe_load(tmp_path / "drop" / "last.pt")
+    assert bundle_from_dict(ckpt["model"]).model.config.dropout == 0.0
+    # A shape flag that differs from the model file is an error, not silently ignored.
+    cfg = config(corpus, tmp_path / "wide", 2)
+    cfg.init, cfg.model = str(trained / "best.pt"), {"hidden": 64}
+    with pytest.raises(ValueError, match=r"--hidden 64: .* has hidden = 48"):
+        train(cfg, log=lambda m: None)

@@ -3,7 +3,7 @@
 # model (tools/train_default.sh) on mostly real speech with the milder augmentation,
 # choosing the checkpoint by real/dev CER. Resumable: run it again after an interruption.
 # INIT, OUT, LR, WARMUP and EMA (weight-average decay) set a new run's schedule (a resumed
-# run keeps its own, except EMA when given; SHUFFLE=1 shuffles the first epoch instead of
+# run keeps its own, except EMA and DROPOUT when given; SHUFFLE=1 shuffles the first epoch instead of
 # going shortest first); MAX_STEPS, MAX_MINUTES and THREADS apply to
 # every run. EXTRA names more training manifests (space-separated, each path[:weight]),
 # e.g. the word and phrase pieces of tools/cut_segments.py; keep it the same when resuming
@@ -30,5 +30,5 @@ start=(--init "$INIT")
 asr train \
   --train "$SHARED/train/manifest.jsonl:3" --train "$SYNTH/train/manifest_small.jsonl" ${extra[@]+"${extra[@]}"} \
   --dev "$SHARED/dev/manifest.jsonl" --out "$OUT" \
-  --lr "${LR:-6e-4}" --warmup-steps "${WARMUP:-50}" ${EMA:+--ema "$EMA"} --batch-seconds 200 --max-steps "${MAX_STEPS:-700}" --max-minutes "${MAX_MINUTES:-0}" \
+  --lr "${LR:-6e-4}" --warmup-steps "${WARMUP:-50}" ${EMA:+--ema "$EMA"} ${DROPOUT:+--dropout "$DROPOUT"} --batch-seconds 200 --max-steps "${MAX_STEPS:-700}" --max-minutes "${MAX_MINUTES:-0}" \
   --eval-every 50 --checkpoint-every 50 --workers 1 --threads "${THREADS:-2}" ${SHUFFLE:+--shuffle-first-epoch} "${start[@]}"
