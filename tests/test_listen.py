@@ -218,15 +218,13 @@ def test_listen_threads(wav: Path, tiny_model_file: Path, capsys: pytest.Capture
     assert "warning" not in capsys.readouterr().err
 
 
-def test_listen_runs_int8_by_default(
-    wav: Path, tiny_model_file: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
-) -> None:
-    """Live audio on the CPU gets the int8 model unless --no-int8 asks for float32, and
-    both transcribe the file."""
+@pytest.fixture
+def int8_used(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each Recognizer the CLI builds gets an int8 model, in order."""
     import asr.streaming
     from asr.export import is_int8
 
-    used = []
+    used: list[bool] = []
     real = asr.streaming.Recognizer
 
     def spy(bundle, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -234,52 +232,50 @@ def test_listen_runs_int8_by_default(
         return real(bundle, *args, **kwargs)
 
     monkeypatch.setattr(asr.streaming, "Recognizer", spy)
+    return used
+
+
+def test_listen_runs_int8_by_default(
+    wav: Path, tiny_model_file: Path, int8_used: list[bool], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Live audio on the CPU gets the int8 model unless --no-int8 asks for float32, and
+    both transcribe the file."""
     args = ["listen", "--model", str(tiny_model_file), "--file", str(wav), "--speed", "0"]
     assert main(args) == 0
     int8_out = capfd.readouterr().out
     assert main([*args, "--no-int8"]) == 0
     float_out = capfd.readouterr().out
     assert main([*args, "--int8"]) == 0
-    assert used == [True, False, True]
+    assert int8_used == [True, False, True]
     assert int8_out.strip() and float_out.strip()
 
 
 def test_listen_goes_on_in_float32_where_torch_cannot_quantise(
-    wav: Path, tiny_model_file: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    wav: Path,
+    tiny_model_file: Path,
+    int8_used: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     """Some torch builds have no quantised engine: listen's default int8 falls back to
     float32 with a warning, while an explicit --int8 is one error line and exit 2."""
     import asr.export
-    import asr.streaming
-    from asr.export import is_int8
 
     def no_engine(model):  # type: ignore[no-untyped-def]
         raise RuntimeError("Didn't find engine for operation quantized::linear_prepack NoQEngine")
 
-    used = []
-    real = asr.streaming.Recognizer
-
-    def spy(bundle, *args, **kwargs):  # type: ignore[no-untyped-def]
-        used.append(is_int8(bundle))
-        return real(bundle, *args, **kwargs)
-
     monkeypatch.setattr(asr.export, "_quantize_dynamic", no_engine)
-    monkeypatch.setattr(asr.streaming, "Recognizer", spy)
-    args = ["listen", "--model", str(tiny_model_file), "--file", str(wav), "--speed", "0"]
-    assert main(args) == 0
+    listen = ["listen", "--model", str(tiny_model_file), "--file", str(wav), "--speed", "0"]
+    assert main(listen) == 0
     out, err = capfd.readouterr()
-    assert used == [False] and out.strip()
+    assert int8_used == [False] and out.strip()
     assert "warning: int8 is not available in this torch build (Didn't find engine" in err
     assert "running float32" in err and "Traceback" not in err
-    for explicit in (["--int8"], []):
-        command = (
-            [*args, "--int8"]
-            if explicit
-            else ["transcribe", "--model", str(tiny_model_file), "--int8", str(wav)]
-        )
+    transcribe = ["transcribe", "--model", str(tiny_model_file), str(wav)]
+    for command in ([*listen, "--int8"], [*transcribe, "--int8"]):
         with pytest.raises(SystemExit) as exited:  # what `asr` exits with
             main(command)
         assert exited.value.code == 2
         err = capfd.readouterr().err
         assert err.count("\n") == 1 and err.startswith("asr: error: --int8: this torch build cannot quantise")
-    assert used == [False]
+    assert int8_used == [False]
