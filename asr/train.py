@@ -133,6 +133,13 @@ class _StopRequests:
             signal.signal(sig, handler)
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """A data-loading process ignores SIGTERM: systemd, SLURM's scancel or ``kill -- -PGID``
+    send it to every process of the run, and a loader killed by it would crash the main
+    process, which instead finishes its step, saves and then shuts its loaders down."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: weight decay on matrices and kernels; none on biases and norm gains.
 
@@ -601,6 +608,7 @@ def _train(
             batch_sampler=_RankBatches(sampler, rank, world) if world > 1 else sampler,
             collate_fn=collate,
             num_workers=config.workers,
+            worker_init_fn=_ignore_stop_signals if config.workers else None,
             prefetch_factor=4 if config.workers else None,
             # Its own generator: a loader drawing its seed from the global RNG would shift
             # SpecAugment's masks after a mid-epoch resume.

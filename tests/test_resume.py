@@ -1,6 +1,7 @@
 """Crash-safe training: kill -9 mid-epoch, or in the middle of a checkpoint write, then
 --resume; the resumed run's losses equal those of a run that was never interrupted."""
 
+import contextlib
 import csv
 import json
 import os
@@ -12,9 +13,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import torch
 
 from asr.checkpoint import safe_load
-from asr.train import TrainConfig, train
+from asr.train import TrainConfig, _ignore_stop_signals, train
 
 TINY = {"hidden": 32, "layers": 2, "conv_channels": 4, "dropout": 0.0}
 STEPS = 12
@@ -52,6 +54,16 @@ def cli_args(corpus: Path, out: Path) -> list[str]:
             "--conv-channels", "4", "--dropout", "0", "--max-steps", str(STEPS), "--batch-seconds", "4",
             "--lr", "3e-3", "--warmup-steps", "3", "--checkpoint-every", "4", "--eval-every", "6",
             "--workers", "0", "--threads", "1", "--seed", "3"]  # fmt: skip
+
+
+def processes_in(group: int) -> list[int]:
+    """The pids of a process group (Linux /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError, ValueError):
+            if entry.isdigit() and os.getpgid(int(entry)) == group:
+                pids.append(int(entry))
+    return pids
 
 
 def losses(out: Path) -> dict[int, float]:
@@ -100,13 +112,20 @@ def test_kill_9_mid_epoch_then_resume(corpus: Path, tmp_path: Path, reference: d
     assert safe_load(out / "last.pt")["step"] == STEPS
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    ("sig", "group"),
+    [
+        (signal.SIGINT, True),  # Ctrl-C in a terminal: the data-loading process hears it too
+        (signal.SIGTERM, False),  # kill PID
+        (signal.SIGTERM, True),  # systemd, SLURM's scancel, kill -- -PGID: every process
+    ],
+)
 def test_ctrl_c_or_sigterm_keeps_every_step(
-    corpus: Path, tmp_path: Path, reference: dict[int, float], sig: signal.Signals
+    corpus: Path, tmp_path: Path, reference: dict[int, float], sig: signal.Signals, group: bool
 ) -> None:
     out = tmp_path / "run"
     args = cli_args(corpus, out)
-    if sig == signal.SIGINT:  # as from a terminal: the data-loading process hears it too
+    if group:
         args[args.index("--workers") + 1] = "1"
     proc = subprocess.Popen(
         [sys.executable, "-m", "asr", "train", *args],
@@ -114,18 +133,21 @@ def test_ctrl_c_or_sigterm_keeps_every_step(
         text=True,
         start_new_session=True,
     )
+    # Mid-epoch (an epoch is 5 steps), while a data-loading process is alive to hear it.
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
-        if (out / "steps.csv").exists() and len(losses(out)) >= 5:
+        loader_alive = not group or len(processes_in(proc.pid)) > 1
+        if (out / "steps.csv").exists() and len(losses(out)) >= 7 and loader_alive:
             break
         time.sleep(0.05)
-    if sig == signal.SIGINT:
+    if group:
+        assert len(processes_in(proc.pid)) > 1, "no data-loading process to signal"
         os.killpg(proc.pid, sig)
     else:
         proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     done = len(losses(out))
-    assert proc.returncode == 130 and 5 <= done < STEPS, stderr
+    assert proc.returncode == 130 and 7 <= done < STEPS, stderr
     # One line, no traceback, and nothing lost: the step in flight finished and was saved.
     assert (
         stderr.strip()
@@ -153,3 +175,24 @@ def test_crash_during_a_checkpoint_write(corpus: Path, tmp_path: Path, reference
     assert not list(out.glob(".tmp-*"))
     assert losses(out) == pytest.approx(reference, rel=1e-4)
     assert os.path.exists(out / "best.pt")
+
+
+class _SignalledDataset(torch.utils.data.Dataset):
+    """Each item sends SIGTERM to the process that loads it, as a group signal would."""
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, index: int) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)
+        return index
+
+
+def test_data_loading_processes_outlive_sigterm() -> None:
+    """A run's data-loading processes ignore SIGTERM, so the main process (which saves a
+    checkpoint first) decides when they stop; a killed loader would crash the run."""
+    loader = torch.utils.data.DataLoader(
+        _SignalledDataset(), num_workers=1, worker_init_fn=_ignore_stop_signals, batch_size=None
+    )
+    assert list(loader) == list(range(6))
