@@ -698,17 +698,37 @@ class BeamSearchDecoder:
     def settled_words(self, state: BeamState) -> int:
         """Leading words of the best hypothesis that every beam shares, each closed by a
         space in every beam: every later beam extends a current one, so they are final."""
-        texts = [self.vocabulary.decode(t.token for t in b.token_spans()) for b in state.beams]
-        if not texts:
+        if not state.beams:
             return 0
-        common = texts[0]
-        for text in texts[1:]:
-            n = 0
-            while n < min(len(common), len(text)) and common[n] == text[n]:
+        # Beams are persistent lists of (token, start, end, prob, earlier cell) cells that
+        # share the cells of their common history, so each beam is walked back only until
+        # it meets the best beam's chain, not from its start: a live stream asks this for
+        # every chunk, and a walk over every beam's whole utterance grew with its length.
+        chain = []
+        cell = state.beams[0].spans
+        while cell is not None:
+            chain.append(cell)
+            cell = cell[4]
+        chain.reverse()
+        best = [c[0] for c in chain]
+        position = {id(c): i for i, c in enumerate(chain)}  # the chain keeps its cells alive
+        common = len(best)
+        for beam in state.beams[1:]:
+            tail = []
+            cell = beam.spans
+            while cell is not None and id(cell) not in position:
+                tail.append(cell[0])
+                cell = cell[4]
+            tail.reverse()
+            n = position[id(cell)] + 1 if cell is not None else 0
+            for token in tail:
+                if n >= common or best[n] != token:
+                    break
                 n += 1
-            common = common[:n]
-        cut = common.rfind(" ")
-        return len(common[:cut].split()) if cut > 0 else 0
+            common = min(common, n)
+        text = self.vocabulary.decode(best[:common])
+        cut = text.rfind(" ")
+        return len(text[:cut].split()) if cut > 0 else 0
 
 
 _MISSING = _Context("", None, None, (), 0.0, (), 0.0)

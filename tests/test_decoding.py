@@ -144,6 +144,44 @@ def test_nbest_is_distinct_and_ordered() -> None:
         BeamSearchDecoder(VOCAB, beam_size=0)
 
 
+def _settled_by_text(decoder: BeamSearchDecoder, state) -> int:  # type: ignore[no-untyped-def]
+    """settled_words from first principles: the common start of every beam's whole text."""
+    texts = [VOCAB.decode(t.token for t in b.token_spans()) for b in state.beams]
+    common = texts[0]
+    for text in texts[1:]:
+        n = 0
+        while n < min(len(common), len(text)) and common[n] == text[n]:
+            n += 1
+        common = common[:n]
+    cut = common.rfind(" ")
+    return len(common[:cut].split()) if cut > 0 else 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([2, 4, 16]), st.sampled_from([2.0, 4.0, 8.0]))
+def test_settled_words_match_the_beams_texts_frame_by_frame(
+    seed: int, beam_size: int, sharpness: float
+) -> None:
+    """Walking each beam back only to where it meets the best one gives the same answer as
+    comparing every beam's whole text, at every frame of a stream."""
+    generator = torch.Generator().manual_seed(seed)
+    # A random path of letters, spaces and blanks, each frame favouring its token by a
+    # random margin: some frames are sure (alternatives pruned, words settle), some not.
+    path = torch.randint(0, len(VOCAB.tokens), (80,), generator=generator)
+    path[torch.rand(80, generator=generator) < 0.2] = VOCAB.space
+    logits = torch.randn(80, len(VOCAB.tokens), generator=generator)
+    logits[torch.arange(80), path] += sharpness * torch.rand(80, generator=generator) * 2
+    logprobs = logits.log_softmax(-1)
+    decoder = BeamSearchDecoder(VOCAB, beam_size=beam_size)
+    state = decoder.start()
+    settled = []
+    for frame in range(logprobs.shape[0]):
+        state = decoder.step(logprobs[frame : frame + 1], state)
+        settled.append(decoder.settled_words(state))
+        assert settled[-1] == _settled_by_text(decoder, state)
+    assert settled == sorted(settled)  # settled words are final: the count never falls
+
+
 def test_settled_words_are_shared_by_every_beam() -> None:
     decoder = BeamSearchDecoder(VOCAB, beam_size=8)
     # Only what every surviving beam shares is settled: with near-certain frames the
