@@ -48,7 +48,7 @@ def _load(path: str | None, int8: bool = False, int8_optional: bool = False):
         except RuntimeError as e:
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             if not int8_optional:
-                _error(f"--int8: this torch build cannot quantise to int8 ({reason}); run without --int8")
+                _error(f"int8 is not available in this torch build ({reason}); use the float32 model")
                 raise SystemExit(EXIT_USAGE) from None
             print(
                 f"warning: int8 is not available in this torch build ({reason}); running float32",

@@ -701,9 +701,10 @@ class BeamSearchDecoder:
         if not state.beams:
             return 0
         # Beams are persistent lists of (token, start, end, prob, earlier cell) cells that
-        # share the cells of their common history, so each beam is walked back only until
-        # it meets the best beam's chain, not from its start: a live stream asks this for
-        # every chunk, and a walk over every beam's whole utterance grew with its length.
+        # share the cells of their common history, so only the best beam is walked from
+        # its start; every other one is walked back until it meets that chain. A live
+        # stream asks this for every chunk; decoding every beam's whole text cost
+        # beams x the utterance's length each time.
         chain = []
         cell = state.beams[0].spans
         while cell is not None:

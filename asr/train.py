@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import ctypes
 import datetime
 import glob
 import math
@@ -133,11 +134,19 @@ class _StopRequests:
             signal.signal(sig, handler)
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
 def _ignore_stop_signals(worker_id: int) -> None:
     """A data-loading process ignores SIGTERM: systemd, SLURM's scancel or ``kill -- -PGID``
     send it to every process of the run, and a loader killed by it would crash the main
     process, which instead finishes its step, saves and then shuts its loaders down."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        # Ignoring SIGTERM also ignores the parent's terminate() of a loader stuck past its
+        # shutdown timeout; dying with the parent keeps such a loader from being orphaned.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -242,6 +251,7 @@ def apply_model_overrides(model: AcousticModel, overrides: dict[str, Any], sourc
     ``source``: a new dropout rate is set in place (it changes no weight); a flag that would
     change the weights' shape raises ValueError instead of being silently ignored."""
     current = model.config.to_dict()
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     for key, value in overrides.items():
         if key == "dropout" or current.get(key) == value:
             continue

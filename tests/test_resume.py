@@ -196,3 +196,36 @@ def test_data_loading_processes_outlive_sigterm() -> None:
         _SignalledDataset(), num_workers=1, worker_init_fn=_ignore_stop_signals, batch_size=None
     )
     assert list(loader) == list(range(6))
+
+
+HANGING_LOADER = """
+import os, sys, time
+import torch
+from asr.train import _ignore_stop_signals
+class Hangs(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+    def __getitem__(self, index):
+        if index:
+            open(sys.argv[1], "w").write(str(os.getpid()))
+            time.sleep(600)  # a loader stuck mid-item
+        return index
+loader = iter(torch.utils.data.DataLoader(Hangs(), num_workers=1, worker_init_fn=_ignore_stop_signals, batch_size=None))
+next(loader)
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.01)
+os._exit(0)  # the main process goes, as after a crash or a SIGKILL
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="dying with the parent is Linux's prctl")
+def test_a_stuck_loader_dies_with_its_run(tmp_path: Path) -> None:
+    """A loader that ignores SIGTERM must not outlive the run it loads for."""
+    script, pid_file = tmp_path / "hang.py", tmp_path / "loader.pid"
+    script.write_text(HANGING_LOADER)
+    subprocess.run([sys.executable, str(script), str(pid_file)], timeout=60, check=True)
+    pid = int(pid_file.read_text())
+    deadline = time.time() + 10
+    while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}"), "the loader outlived its run"

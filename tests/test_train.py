@@ -311,6 +311,8 @@ def test_init_takes_a_new_dropout_and_refuses_a_new_shape(
     bundle = train(cfg, log=lambda m: None)
     # The fine-tune ran with the new rate, and the model file records it.
     assert bundle.model.config.dropout == 0.3
+    dropouts = [m.p for m in bundle.model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and all(p == 0.3 for p in dropouts)
     assert load_model(tmp_path / "drop" / "best.pt").model.config.dropout == 0.3
     # A resumed run keeps its rate unless a new one is given.
     cfg.max_steps, cfg.model = 3, {}
