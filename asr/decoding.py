@@ -28,6 +28,8 @@ DEFAULT_BEAM_PRUNE = 5.0
 #: one-word clips (tools/tune_lm.py --lexicon): WER 0.445 at 5/5, 0.376 at 10/20.
 LEXICON_TOKEN_PRUNE = 10.0
 LEXICON_BEAM_PRUNE = 20.0
+#: Space cells a beam state remembers grouped words at before it starts afresh.
+GROUPED_CACHE = 256
 #: How many hypotheses ``nbest`` returns.
 DEFAULT_NBEST = 5
 #: LM weight (alpha) and per-word bonus (beta) of LM fusion; tools/tune_lm.py tunes them on dev.
@@ -102,29 +104,82 @@ def words_from_tokens(
     character's last frame; its confidence comes from its characters' posteriors
     (``word_confidence``).
     """
-    words: list[Word] = []
-    current: list[TokenSpan] = []
-    space = vocabulary.space
+    builder = _WordBuilder(vocabulary, frame_seconds, offset, calibration)
+    return builder.finish(builder.advance(_EMPTY, tokens), ())[1]
 
-    def flush() -> None:
-        if current:
-            words.append(
-                Word(
-                    word=vocabulary.decode(t.token for t in current),
-                    start=round(offset + current[0].first_frame * frame_seconds, 3),
-                    end=round(offset + (current[-1].last_frame + 1) * frame_seconds, 3),
-                    confidence=round(word_confidence([t.prob for t in current], calibration), 4),
-                )
-            )
-            current.clear()
 
-    for t in tokens:
-        if t.token == space:
-            flush()
-        else:
-            current.append(t)
-    flush()
-    return tuple(words)
+@dataclass(frozen=True)
+class _Grouped:
+    """Characters grouped so far: the spans kept (leading and doubled spaces dropped), the
+    words a space has closed, and the characters of the word still open."""
+
+    tokens: tuple[TokenSpan, ...] = ()
+    words: tuple[Word, ...] = ()
+    open: tuple[TokenSpan, ...] = ()
+
+
+_EMPTY = _Grouped()
+
+
+class _WordBuilder:
+    """Builds words from character spans incrementally.
+
+    A live stream asks for its hypothesis after every chunk. Spans that can no longer
+    change are grouped once (``advance``) and the result kept by the decoder's state; only
+    the spans after them are grouped again for each answer (``finish``).
+    """
+
+    def __init__(
+        self,
+        vocabulary: Vocabulary,
+        frame_seconds: float,
+        offset: float,
+        calibration: Sequence[float] | None,
+    ) -> None:
+        self.vocabulary = vocabulary
+        self.space = vocabulary.space
+        self.frame_seconds = frame_seconds
+        self.offset = offset
+        self.calibration = calibration
+
+    def word(self, spans: Sequence[TokenSpan]) -> Word:
+        """One word from its characters' spans."""
+        return Word(
+            word=self.vocabulary.decode(t.token for t in spans),
+            start=round(self.offset + spans[0].first_frame * self.frame_seconds, 3),
+            end=round(self.offset + (spans[-1].last_frame + 1) * self.frame_seconds, 3),
+            confidence=round(word_confidence([t.prob for t in spans], self.calibration), 4),
+        )
+
+    def advance(self, done: _Grouped, spans: Iterable[TokenSpan]) -> _Grouped:
+        """``done`` with ``spans`` appended: spaces close words; leading and doubled
+        spaces are dropped, as they carry no words."""
+        tokens, words, current = list(done.tokens), list(done.words), list(done.open)
+        space = self.space
+        for t in spans:
+            if t.token == space:
+                if not tokens or tokens[-1].token == space:
+                    continue
+                if current:
+                    words.append(self.word(current))
+                    current = []
+            else:
+                current.append(t)
+            tokens.append(t)
+        return _Grouped(tuple(tokens), tuple(words), tuple(current))
+
+    def finish(
+        self, done: _Grouped, tail: Iterable[TokenSpan]
+    ) -> tuple[tuple[TokenSpan, ...], tuple[Word, ...]]:
+        """The spans (no trailing space) and words of ``done`` followed by ``tail``, the
+        open word closed."""
+        grouped = self.advance(done, tail)
+        tokens, words = grouped.tokens, grouped.words
+        if tokens and tokens[-1].token == self.space:
+            tokens = tokens[:-1]
+        if grouped.open:
+            words = (*words, self.word(grouped.open))
+        return tokens, words
 
 
 @dataclass
@@ -135,6 +190,11 @@ class GreedyState:
     last: int = 0
     score: float = 0.0
     tokens: list[TokenSpan] = field(default_factory=list)
+    #: ``tokens[:grouped_upto]`` grouped into words at word times from ``grouped_offset``
+    #: (``hypothesis`` keeps them; every span but the last is final).
+    grouped: _Grouped = field(default=_EMPTY, repr=False)
+    grouped_upto: int = field(default=0, repr=False)
+    grouped_offset: float = field(default=0.0, repr=False)
 
 
 class GreedyDecoder:
@@ -170,11 +230,21 @@ class GreedyDecoder:
         return state
 
     def hypothesis(self, state: GreedyState, offset: float = 0.0) -> Hypothesis:
-        """The hypothesis so far, without ending the stream; word times start at ``offset``."""
-        tokens = _strip_spaces(state.tokens, self.vocabulary.space)
-        text = " ".join(self.vocabulary.decode(t.token for t in tokens).split())
-        words = words_from_tokens(tokens, self.vocabulary, self.frame_seconds, offset, self.confidence)
-        return Hypothesis(text, tuple(tokens), words, state.score)
+        """The hypothesis so far, without ending the stream; word times start at ``offset``.
+
+        Costs only the spans added since the last call: the earlier ones are grouped once.
+        """
+        builder = _WordBuilder(self.vocabulary, self.frame_seconds, offset, self.confidence)
+        if offset != state.grouped_offset or state.grouped_upto > len(state.tokens):
+            state.grouped, state.grouped_upto, state.grouped_offset = _EMPTY, 0, offset
+        # Only the last span may still grow (a character held over more frames).
+        final = len(state.tokens) - 1
+        if final > state.grouped_upto:
+            state.grouped = builder.advance(state.grouped, state.tokens[state.grouped_upto : final])
+            state.grouped_upto = final
+        tokens, words = builder.finish(state.grouped, state.tokens[state.grouped_upto :])
+        text = " ".join(w.word for w in words)
+        return Hypothesis(text, tokens, words, state.score)
 
     def finish(self, state: GreedyState, offset: float = 0.0) -> Hypothesis:
         """End the stream and return its hypothesis; word times start at ``offset``."""
@@ -186,7 +256,7 @@ class GreedyDecoder:
         Greedy decoding never revises an emitted character, so every word followed by a
         space is settled; only the last word may still grow.
         """
-        words = len(self.hypothesis(state).words)
+        words = len(self.hypothesis(state, state.grouped_offset).words)
         ends_with_space = bool(state.tokens) and state.tokens[-1].token == self.vocabulary.space
         return words if ends_with_space else max(0, words - 1)
 
@@ -198,18 +268,6 @@ class GreedyDecoder:
 def _check_shape(logprobs: Tensor, vocabulary: Vocabulary) -> None:
     if logprobs.dim() != 2 or logprobs.shape[1] != len(vocabulary):
         raise ValueError(f"logprobs must be (frames, {len(vocabulary)}), got {tuple(logprobs.shape)}")
-
-
-def _strip_spaces(tokens: Sequence[TokenSpan], space: int) -> list[TokenSpan]:
-    """Drop leading, trailing and doubled spaces, which carry no words."""
-    out: list[TokenSpan] = []
-    for t in tokens:
-        if t.token == space and (not out or out[-1].token == space):
-            continue
-        out.append(t)
-    while out and out[-1].token == space:
-        out.pop()
-    return out
 
 
 def greedy_texts(logprobs: Tensor, lengths: Tensor, vocabulary: Vocabulary) -> list[str]:
@@ -324,6 +382,11 @@ class BeamState:
     frames: int = 0
     beams: list[_Beam] = field(default_factory=list)
     cache: dict[tuple[int, int], _Context | None] = field(default_factory=dict)
+    #: Words grouped up to a space cell of a beam, keyed by the cell's id (the cell kept
+    #: alive beside them), at word times from ``grouped_offset``: cells never change, so a
+    #: live stream's hypotheses group only the characters after the last word they share.
+    grouped: dict[int, tuple[tuple, _Grouped]] = field(default_factory=dict, repr=False)
+    grouped_offset: float = field(default=0.0, repr=False)
 
 
 _HASH_MOD = (1 << 61) - 1
@@ -654,29 +717,68 @@ class BeamSearchDecoder:
         scored.sort(key=lambda sb: sb[0], reverse=True)
         return scored
 
-    def _hypothesis(self, beam: _Beam, score: float, offset: float, cut_open: bool = False) -> Hypothesis:
-        spans = beam.token_spans()
-        if cut_open:
-            last_space = max((i for i, t in enumerate(spans) if t.token == self._space), default=0)
-            spans = spans[:last_space]
-        tokens = _strip_spaces(spans, self._space)
-        text = " ".join(self.vocabulary.decode(t.token for t in tokens).split())
-        words = words_from_tokens(tokens, self.vocabulary, self.frame_seconds, offset, self.confidence)
-        return Hypothesis(text, tuple(tokens), words, score)
+    def _hypothesis(
+        self,
+        beam: _Beam,
+        score: float,
+        offset: float,
+        cut_open: bool = False,
+        state: BeamState | None = None,
+    ) -> Hypothesis:
+        """``beam`` as a Hypothesis; with ``state``, through its cache of grouped words."""
+        builder = _WordBuilder(self.vocabulary, self.frame_seconds, offset, self.confidence)
+        if cut_open or state is None:
+            spans = beam.token_spans()
+            if cut_open:
+                last_space = max((i for i, t in enumerate(spans) if t.token == self._space), default=0)
+                spans = spans[:last_space]
+            tokens, words = builder.finish(_EMPTY, spans)
+        else:
+            tokens, words = self._grouped(beam, builder, state)
+        return Hypothesis(" ".join(w.word for w in words), tokens, words, score)
+
+    def _grouped(
+        self, beam: _Beam, builder: _WordBuilder, state: BeamState
+    ) -> tuple[tuple[TokenSpan, ...], tuple[Word, ...]]:
+        """The spans and words of ``beam``, grouping only its cells after the last space
+        cell found in ``state.grouped``, and remembering its own last space cell there."""
+        if state.grouped_offset != builder.offset or len(state.grouped) > GROUPED_CACHE:
+            state.grouped, state.grouped_offset = {}, builder.offset
+        done, cells = _EMPTY, []
+        cell = beam.spans
+        while cell is not None:
+            hit = state.grouped.get(id(cell))
+            if hit is not None and hit[0] is cell:
+                done = hit[1]
+                break
+            cells.append(cell)
+            cell = cell[4]
+        cells.reverse()
+        spans = [TokenSpan(c[0], c[1], c[2], c[3]) for c in cells]
+        last_space = max((i for i, c in enumerate(cells) if c[0] == self._space), default=-1)
+        if last_space >= 0:
+            done = builder.advance(done, spans[: last_space + 1])
+            state.grouped[id(cells[last_space])] = (cells[last_space], done)
+            spans = spans[last_space + 1 :]
+        return builder.finish(done, spans)
 
     def hypothesis(self, state: BeamState, offset: float = 0.0) -> Hypothesis:
-        """The best hypothesis so far, without ending the stream."""
+        """The best hypothesis so far, without ending the stream.
+
+        Costs about the length of the last words: what the best beam shares with earlier
+        answers is grouped once.
+        """
         if not state.beams:
             state.beams = self.start().beams
         beam = state.beams[0]
-        return self._hypothesis(beam, beam.score, offset)
+        return self._hypothesis(beam, beam.score, offset, state=state)
 
     def finish(self, state: BeamState, offset: float = 0.0) -> Hypothesis:
         """End the stream and return its best hypothesis; word times start at ``offset``."""
         if not state.beams:
             state.beams = self.start().beams
         score, beam, cut = self._final_beams(state)[0]
-        return self._hypothesis(beam, score, offset, cut)
+        return self._hypothesis(beam, score, offset, cut, state)
 
     def nbest(self, state: BeamState, n: int = DEFAULT_NBEST, offset: float = 0.0) -> list[Hypothesis]:
         """The ``n`` best distinct transcripts of the ended stream, best first."""

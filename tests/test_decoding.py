@@ -182,6 +182,68 @@ def test_settled_words_match_the_beams_texts_frame_by_frame(
     assert settled == sorted(settled)  # settled words are final: the count never falls
 
 
+def _words_by_definition(spans, offset: float) -> tuple[str, list, list]:
+    """Text, kept spans and (word, start, end, confidence) of character spans, straight
+    from the definition: spaces split words, leading/doubled/trailing spaces are dropped."""
+    kept = []
+    for t in spans:
+        if t.token == VOCAB.space and (not kept or kept[-1].token == VOCAB.space):
+            continue
+        kept.append(t)
+    while kept and kept[-1].token == VOCAB.space:
+        kept.pop()
+    groups, current = [], []
+    for t in [*kept, None]:
+        if t is None or t.token == VOCAB.space:
+            if current:
+                groups.append(current)
+            current = []
+        else:
+            current.append(t)
+    words = [
+        (
+            VOCAB.decode(t.token for t in g),
+            round(offset + g[0].first_frame * 0.04, 3),
+            round(offset + (g[-1].last_frame + 1) * 0.04, 3),
+            round(sum(t.prob for t in g) / len(g), 4),
+        )
+        for g in groups
+    ]
+    return " ".join(w[0] for w in words), kept, words
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 2**31 - 1),
+    st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=40),
+    st.sampled_from([0.0, 3.5]),
+)
+def test_live_hypotheses_equal_the_definition_chunk_by_chunk(
+    seed: int, sizes: list[int], offset: float
+) -> None:
+    """Both decoders group only what changed since the last hypothesis; after every chunk
+    of a stream their words, times and texts equal grouping all the spans afresh."""
+    generator = torch.Generator().manual_seed(seed)
+    path = torch.randint(0, len(VOCAB.tokens), (120,), generator=generator)
+    path[torch.rand(120, generator=generator) < 0.25] = VOCAB.space
+    path[torch.rand(120, generator=generator) < 0.3] = 0
+    logits = torch.randn(120, len(VOCAB.tokens), generator=generator)
+    logits[torch.arange(120), path] += 4.0
+    logprobs = logits.log_softmax(-1)
+    for decoder in (GreedyDecoder(VOCAB), BeamSearchDecoder(VOCAB, beam_size=4)):
+        state, start = decoder.start(), 0
+        for size in [*sizes, 120]:
+            state = decoder.step(logprobs[start : start + size], state)
+            start += size
+            hyp = decoder.hypothesis(state, offset)
+            spans = state.tokens if isinstance(decoder, GreedyDecoder) else state.beams[0].token_spans()
+            text, kept, words = _words_by_definition(spans, offset)
+            assert hyp.text == text and list(hyp.tokens) == kept
+            assert [(w.word, w.start, w.end, w.confidence) for w in hyp.words] == words
+            if start >= 120:
+                break
+
+
 def test_settled_words_are_shared_by_every_beam() -> None:
     decoder = BeamSearchDecoder(VOCAB, beam_size=8)
     # Only what every surviving beam shares is settled: with near-certain frames the
