@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,11 +176,17 @@ def check_sample_rate(sample_rate: object) -> int:
     return int(sample_rate)
 
 
+#: Float samples beyond this (6 dB over full scale) are almost surely scaled wrongly: warned.
+FLOAT_PEAK_WARNING = 2.0
+
+
 def as_float32(chunk: np.ndarray) -> np.ndarray:
     """Check an app-supplied chunk and convert it to float32 ``(samples,)``.
 
     Accepts float32/float64 in [-1, 1] or int16/int32 PCM, shaped ``(samples,)`` or
-    ``(samples, 1)``. Anything else raises a ValueError that names the problem.
+    ``(samples, 1)``. Anything else raises a ValueError that names the problem. Float
+    samples beyond ``FLOAT_PEAK_WARNING`` (int16 values passed as floats, say) are used
+    as given, with a UserWarning.
     """
     if not isinstance(chunk, np.ndarray):
         raise ValueError(f"audio must be a numpy array, got {type(chunk).__name__}")
@@ -197,6 +204,13 @@ def as_float32(chunk: np.ndarray) -> np.ndarray:
         raise ValueError(f"audio must be float32, float64, int16 or int32, got {chunk.dtype}")
     if not np.isfinite(chunk).all():
         raise ValueError("audio contains NaN or infinite samples")
+    peak = float(np.abs(chunk).max()) if chunk.size else 0.0
+    if peak > FLOAT_PEAK_WARNING:
+        warnings.warn(
+            f"float audio should be in [-1, 1], but these samples reach {peak:g}"
+            + (" (int16 values as floats? divide by 32768)" if peak > 256 else ""),
+            stacklevel=3,
+        )
     return chunk.astype(np.float32, copy=False)
 
 

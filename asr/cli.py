@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ if TYPE_CHECKING:  # the CLI imports the library lazily, so that --help stays fa
     from asr.streaming import DecoderOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: asr.model.ModelConfig's defaults, for --help without importing torch (a test keeps them equal).
+MODEL_DEFAULTS = {"hidden": 320, "layers": 4, "conv_channels": 32, "dropout": 0.1}
 
 
 def _error(message: str) -> None:
@@ -116,8 +119,12 @@ def _add_decoder_args(p: argparse.ArgumentParser, nbest: bool = True) -> None:
         metavar="ARPA",
         help="word n-gram LM for the beam search: an ARPA file, 'default' (bundled) or 'none'",
     )
-    g.add_argument("--lm-weight", type=float, help=f"LM weight alpha (default {DEFAULT_LM_WEIGHT})")
-    g.add_argument("--word-bonus", type=float, help=f"per-word bonus beta (default {DEFAULT_WORD_BONUS})")
+    g.add_argument(
+        "--lm-weight", type=_non_negative_float, help=f"LM weight alpha, >= 0 (default {DEFAULT_LM_WEIGHT})"
+    )
+    g.add_argument(
+        "--word-bonus", type=_finite_float, help=f"per-word bonus beta (default {DEFAULT_WORD_BONUS})"
+    )
     g.add_argument("--lexicon", metavar="FILE", help="only output words listed in FILE (one per line)")
     g.add_argument(
         "--hotword",
@@ -157,6 +164,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         # Plain text streams its lines to stdout; other formats show progress on stderr.
         view = LiveView(sys.stdout if args.format == "txt" and not args.output_dir else sys.stderr)
     if args.output_dir:
+        if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+            _error(f"--output-dir {args.output_dir}: not a directory")
+            return EXIT_USAGE
         os.makedirs(args.output_dir, exist_ok=True)
     failed = 0
     written: set[Path] = set()
@@ -284,19 +294,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except ManifestError as e:
         _error(str(e))
         return EXIT_USAGE
+    if not utterances:
+        _error(f"{args.manifest}: no utterances to score")
+        return EXIT_USAGE
+    from asr.streaming import make_decoder
+
     began = time.perf_counter()
     bundle = _load(args.model, args.int8)
+    options = _decoder_options(args, bundle)
+    make_decoder(bundle, options)  # the LM is read here, once: its load is not decoding time
     load_seconds = time.perf_counter() - began
     chunk = args.chunk_ms / 1000 if args.stream else 0.0
-    options = _decoder_options(args, bundle)
     report: Report = evaluate_manifest(utterances, bundle, _error, options, chunk)
+    if report.failed:
+        _error(f"{len(report.failed)} of {len(utterances)} utterances failed and are not in the scores")
+    if not report.rows:
+        return EXIT_FAILED
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         print(
             json.dumps(
                 {
                     "manifest": args.manifest,
-                    "decoder": asdict(options),
+                    "decoder": asdict(options) if options.decoder == "beam" else {"decoder": "greedy"},
                     "overall": asdict(report.overall),
                     "subsets": {k: asdict(v) for k, v in report.subsets.items()},
                     "speakers": {k: asdict(v) for k, v in report.speakers.items()},
@@ -401,6 +421,12 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from asr.listen import FileSource, LiveView, MicrophoneSource, run
     from asr.streaming import Recognizer
 
+    if args.file is None and args.speed is not None:
+        _error("--speed applies to --file (a microphone runs in real time)")
+        return EXIT_USAGE
+    if args.file is not None and (args.device is not None or args.samplerate is not None):
+        _error("--device and --samplerate choose a microphone; they do not apply to --file")
+        return EXIT_USAGE
     try:
         if args.list_devices:
             devices = input_devices()
@@ -417,7 +443,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         bundle = _load(args.model, args.int8 is not False, int8_optional=args.int8 is None)
         recognizer = Recognizer(bundle, decoder=_decoder_options(args, bundle))
         if args.file:
-            source: MicrophoneSource = FileSource(args.file, args.speed)
+            source: MicrophoneSource = FileSource(args.file, 1.0 if args.speed is None else args.speed)
         else:
             source = MicrophoneSource(args.device, args.samplerate)
             print(f"listening on {source.name!r} at {source.sample_rate} Hz; Ctrl-C to stop", file=sys.stderr)
@@ -539,11 +565,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("listen", help="live transcription from a microphone")
     p.add_argument("--list-devices", action="store_true", help="list input devices and exit")
-    p.add_argument("--device", help="input device index or (part of its) name")
-    p.add_argument("--samplerate", type=int, help="record at this rate (default: 16000 or the device's)")
+    p.add_argument(
+        "--device", help="input device index or (part of its) name (default: the system's default input)"
+    )
+    p.add_argument(
+        "--samplerate", type=_positive, help="record at this rate (default: 16000 or the device's)"
+    )
     _add_model_args(p, int8_default=True)
     p.add_argument("--file", help="play this audio file through the live path instead of a microphone")
-    p.add_argument("--speed", type=float, default=1.0, help="with --file: times real time (0: no waiting)")
+    p.add_argument(
+        "--speed",
+        type=_non_negative_float,
+        help="with --file: times real time (default 1; 0: no waiting)",
+    )
     p.add_argument("--timestamps", action="store_true", help="prefix lines with the utterance start")
     p.add_argument(
         "--threads",
@@ -561,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(protocol in the README). One model serves every connection.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8765, help="TCP port (0: any free port)")
+    p.add_argument("--port", type=_port, default=8765, help="TCP port (0: any free port)")
     _add_model_args(p)
     p.add_argument("--max-streams", type=_positive, default=32, help="concurrent streams at most")
     p.add_argument(
@@ -623,17 +657,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder: last.pt, best.pt, log.csv")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", help="start from this model file's weights (e.g. asr/models/default.pt)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--max-steps", type=int, default=0, help="stop after N steps in total")
-    p.add_argument("--max-minutes", type=float, default=0.0, help="stop after M minutes")
-    p.add_argument("--batch-seconds", type=float, default=200.0, help="audio per batch")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup-steps", type=int, default=300)
-    p.add_argument("--hidden", type=int)
-    p.add_argument("--layers", type=int)
-    p.add_argument("--conv-channels", type=int)
-    p.add_argument("--dropout", type=float)
-    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--epochs", type=_positive, default=30, help="epochs to train (with no --max-steps)")
+    p.add_argument(
+        "--max-steps", type=int, default=0, help="stop after N steps in total (0: --epochs decide)"
+    )
+    p.add_argument("--max-minutes", type=float, default=0.0, help="stop after M minutes (0: no limit)")
+    p.add_argument("--batch-seconds", type=_positive_float, default=200.0, help="audio per batch")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="peak learning rate")
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=300,
+        help="steps of linear warmup to --lr before the cosine decay (keep it well below a short run's length)",
+    )
+    p.add_argument(
+        "--hidden",
+        type=int,
+        help=f"GRU width (default: {MODEL_DEFAULTS['hidden']}; with --init: the model's)",
+    )
+    p.add_argument(
+        "--layers",
+        type=int,
+        help=f"GRU layers (default: {MODEL_DEFAULTS['layers']}; with --init: the model's)",
+    )
+    p.add_argument(
+        "--conv-channels",
+        type=int,
+        help=f"channels of the two convolutions (default: {MODEL_DEFAULTS['conv_channels']}; with --init: the model's)",
+    )
+    p.add_argument(
+        "--dropout",
+        type=float,
+        help=f"dropout (default: {MODEL_DEFAULTS['dropout']}; with --init or --resume it replaces the model's)",
+    )
+    p.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="bidirectional GRU layers (streams only with --chunk-frames; default: unidirectional)",
+    )
     p.add_argument(
         "--chunk-frames",
         type=int,
@@ -642,7 +703,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--lookahead-frames", type=int, help="bidirectional streaming: future frames each chunk sees"
     )
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument(
+        "--no-augment", action="store_true", help="no speed, noise, reverberation or SpecAugment augmentation"
+    )
     p.add_argument(
         "--shuffle-first-epoch",
         action="store_true",
@@ -656,8 +719,15 @@ def build_parser() -> argparse.ArgumentParser:
         "given with --resume, it replaces the run's setting)",
     )
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
-    p.add_argument("--eval-every", type=int, default=0, help="steps between dev evaluations")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="also evaluate on --dev every N steps (default 0: only after each epoch)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the weights, batches and augmentation (default 0)"
+    )
     p.add_argument(
         "--amp", choices=["off", "bf16", "fp16"], default="off", help="mixed precision (fp16: GPU only)"
     )
@@ -686,8 +756,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port, 0-65535 (0: any free port), got {value}")
     return value
 
 

@@ -424,6 +424,13 @@ class BeamSearchDecoder:
     ) -> None:
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+        if not 0 <= lm_weight < math.inf:
+            raise ValueError(f"lm_weight must be a number >= 0, got {lm_weight}")
+        if not math.isfinite(word_bonus):
+            raise ValueError(f"word_bonus must be a finite number, got {word_bonus}")
+        for name, width in (("token_prune", token_prune), ("beam_prune", beam_prune)):
+            if width is not None and not 0 <= width < math.inf:
+                raise ValueError(f"{name} must be a number >= 0, got {width}")
         self.vocabulary = vocabulary
         self.frame_seconds = frame_seconds
         self.beam_size = beam_size

@@ -9,6 +9,7 @@ lost is reported at exit.
 
 from __future__ import annotations
 
+import math
 import queue
 import shutil
 import signal
@@ -169,6 +170,8 @@ class FileSource(MicrophoneSource):
     """
 
     def __init__(self, path: str, speed: float = 1.0, max_queue_seconds: float = MAX_QUEUE_SECONDS) -> None:
+        if not 0 <= speed < math.inf:
+            raise ValueError(f"speed must be a number >= 0 (0: no waiting), got {speed}")
         self.audio = load_audio(path)
         self.name = path
         self.sample_rate = SAMPLE_RATE

@@ -210,16 +210,18 @@ class Result:
 
 
 def transcribe(
-    audio: str | os.PathLike[str] | np.ndarray,
+    audio: str | os.PathLike[str] | np.ndarray | torch.Tensor,
     model: Bundle | None = None,
-    sample_rate: int = SAMPLE_RATE,
+    sample_rate: int | None = None,
     decoder: str | DecoderOptions | None = None,
     beam_size: int = DEFAULT_BEAM_SIZE,
 ) -> Result:
-    """Transcribe a file, or a numpy array of samples at ``sample_rate`` (16 kHz when not given).
+    """Transcribe a file, or a numpy array (or CPU tensor) of samples at ``sample_rate``
+    (16 kHz when not given).
 
-    A file may have any common format, rate and channel count. An array is float32/float64
-    in [-1, 1] or int16/int32 PCM, shaped ``(samples,)`` or ``(samples, channels)`` (the
+    A file may have any common format, rate and channel count; its rate is read from it,
+    so ``sample_rate`` with a file raises ValueError. An array is float32/float64 in
+    [-1, 1] or int16/int32 PCM, shaped ``(samples,)`` or ``(samples, channels)`` (the
     ``soundfile.read`` layout; channels are averaged); another rate than the model's is
     resampled.
 
@@ -228,7 +230,8 @@ def transcribe(
     the model's recommendation (``recommended_decoder``: the bundled model's is "beam").
 
     Loads the bundled default model when ``model`` is None. Raises AudioError for a file
-    that cannot be read and ValueError for an unusable array.
+    that cannot be read, ValueError for an unusable array and TypeError for anything
+    that is neither a path nor an array.
     """
     bundle = model if model is not None else load_model()
     samples = _samples(audio, bundle, sample_rate)
@@ -263,7 +266,9 @@ def _logprob_chunks(samples: np.ndarray, bundle: Bundle) -> Iterator[torch.Tenso
 
 
 def compute_logprobs(
-    audio: str | os.PathLike[str] | np.ndarray, model: Bundle | None = None, sample_rate: int = SAMPLE_RATE
+    audio: str | os.PathLike[str] | np.ndarray | torch.Tensor,
+    model: Bundle | None = None,
+    sample_rate: int | None = None,
 ) -> torch.Tensor:
     """The model's CTC log-probs ``(frames, vocab)`` for a file or an array as ``transcribe``
     takes them, for decoders used on their own (``BeamSearchDecoder(...).decode(logprobs)``)."""
@@ -271,12 +276,33 @@ def compute_logprobs(
     return torch.cat(list(_logprob_chunks(_samples(audio, bundle, sample_rate), bundle)))
 
 
-def _samples(audio: str | os.PathLike[str] | np.ndarray, bundle: Bundle, sample_rate: int) -> np.ndarray:
-    """A file, or an array at ``sample_rate``, as float32 samples at the model's rate."""
+def _samples(
+    audio: str | os.PathLike[str] | np.ndarray | torch.Tensor, bundle: Bundle, sample_rate: int | None
+) -> np.ndarray:
+    """A file, or an array at ``sample_rate`` (16 kHz when None), as float32 samples at
+    the model's rate. Raises TypeError for anything else, and ValueError for a
+    ``sample_rate`` given with a file (the file's own rate is read from it)."""
     rate = bundle.features.sample_rate
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu().numpy()
     if isinstance(audio, np.ndarray):
-        return resample(as_mono_float32(audio), check_sample_rate(sample_rate), rate)
+        given = SAMPLE_RATE if sample_rate is None else sample_rate
+        return resample(as_mono_float32(audio), check_sample_rate(given), rate)
+    _samples_kind(audio, sample_rate)
     return load_audio(audio, rate)
+
+
+def _samples_kind(audio: object, sample_rate: int | None) -> None:
+    """Raise TypeError unless ``audio`` is a path, ValueError for a ``sample_rate`` with a file."""
+    if not isinstance(audio, (str, os.PathLike)):
+        raise TypeError(
+            f"audio must be a file path or a numpy array of samples, got {type(audio).__name__}"
+            + ("; pass np.asarray(audio, dtype=np.float32)" if isinstance(audio, (list, tuple)) else "")
+        )
+    if sample_rate is not None:
+        raise ValueError(
+            f"sample_rate={sample_rate} is for arrays of samples; a file's rate is read from the file"
+        )
 
 
 def join_results(parts: Sequence[Result]) -> Result:
@@ -548,10 +574,10 @@ FILE_CHUNK_SECONDS = 0.5
 
 
 def transcribe_stream(
-    audio: str | os.PathLike[str] | np.ndarray,
+    audio: str | os.PathLike[str] | np.ndarray | torch.Tensor,
     recognizer: Recognizer,
     on_event: Callable[[Event], None] = lambda event: None,
-    sample_rate: int = SAMPLE_RATE,
+    sample_rate: int | None = None,
 ) -> Result:
     """Run a file, or a ``(samples,)`` or ``(samples, channels)`` array at ``sample_rate``,
     through a Stream in 0.5 s blocks.
@@ -559,11 +585,15 @@ def transcribe_stream(
     ``on_event`` sees every partial and final event as it happens. Returns one Result
     joining all the utterances, with their words in stream time.
     """
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu().numpy()
     if isinstance(audio, np.ndarray):
         samples = as_mono_float32(audio)
+        sample_rate = check_sample_rate(SAMPLE_RATE if sample_rate is None else sample_rate)
         step = max(1, int(sample_rate * FILE_CHUNK_SECONDS))
         blocks: Iterable[np.ndarray] = (samples[i : i + step] for i in range(0, len(samples), step))
     else:
+        _samples_kind(audio, sample_rate)
         # A file is read block by block: memory stays flat however long it is.
         reader = AudioReader(audio)
         sample_rate = reader.sample_rate

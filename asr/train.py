@@ -396,6 +396,12 @@ def _train(
             Path(stale).unlink(missing_ok=True)  # a checkpoint write that a crash cut short
     last_path = os.path.join(config.out, "last.pt")
     best_path = os.path.join(config.out, "best.pt")
+    if not resume and os.path.exists(last_path):
+        # A new run here would overwrite the old one's checkpoint and mix their logs.
+        raise ValueError(
+            f"--out {config.out} already holds a run ({last_path}); add --resume to continue "
+            "it, or give another --out for a new run"
+        )
     checkpoint = safe_load(last_path) if resume and os.path.exists(last_path) else None
     if resume and checkpoint is None:
         log(f"no checkpoint in {config.out}; starting a new run")
@@ -510,6 +516,11 @@ def _train(
         if device.type == "cuda" and rng.get("cuda"):
             torch.cuda.set_rng_state_all(rng["cuda"])
         log(f"resumed from {last_path}: step {step}, epoch {epoch}, batch {start_batch}")
+    if config.warmup_steps >= total_steps:
+        log(
+            f"warning: --warmup-steps {config.warmup_steps} is not shorter than the run "
+            f"({total_steps} steps): the learning rate never reaches --lr {config.lr:g}"
+        )
 
     dev_batches = dev_batches_of(dev_utts, vocabulary, features) if dev_utts and not rank else []
 

@@ -191,3 +191,33 @@ def test_latency_table_reports_each_variant(corpus: Path, tiny_model_file: Path,
     assert "| lc | " in lines[3] and "| 120-400 ms |" in lines[3]
     rows = json.loads(out.read_text())
     assert all(r[str(corpus)]["cer"] >= 0 and "stream" in r for r in rows)
+
+
+def test_bench_int8_times_the_live_path_with_either_decoder(
+    corpus: Path, tiny_model_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "int8.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "bench_int8.py"),
+            str(corpus),
+            "--model",
+            str(tiny_model_file),
+            "--decoder",
+            "beam",
+            "--limit",
+            "3",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(out.read_text())["figures"]
+    assert {key.rsplit(" ", 1)[1] for key in figures} == {"fp32", "int8"}
+    for row in figures.values():
+        assert row["decoder"] == "beam" and row["utterances"] == 3
+        assert row["rtf_offline"] > 0 and row["rtf_stream"] > 0 and row["cer"] >= 0

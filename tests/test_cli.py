@@ -161,7 +161,7 @@ def test_bad_settings_are_one_line_errors(tmp_path: Path, audio: Path, tiny_mode
         (["eval", str(binary), "--model", str(tiny_model_file)], "not a text (UTF-8 JSON Lines) manifest"),
         (
             ["transcribe", "--model", str(tiny_model_file), "--output-dir", str(blocker), str(audio)],
-            str(blocker),
+            f"--output-dir {blocker}: not a directory",
         ),
         (["transcribe", "--model", str(lying), str(audio)], "inconsistent model file"),
         (
@@ -317,3 +317,89 @@ def test_bad_decoder_options_are_usage_errors(
     done = asr("transcribe", "--model", str(tiny_model_file), *flags, str(audio))
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_train_will_not_overwrite_a_run_without_resume(tmp_path: Path, corpus: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"an earlier run's checkpoint")
+    done = asr("train", "--train", str(corpus), "--out", str(run), "--max-steps", "1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        f"asr: error: --out {run} already holds a run ({run / 'last.pt'}); add --resume to "
+        "continue it, or give another --out for a new run"
+    )
+    assert (run / "last.pt").read_bytes() == b"an earlier run's checkpoint"
+    assert sorted(p.name for p in run.iterdir()) == ["last.pt"]
+
+
+def test_eval_says_what_it_could_not_score(tmp_path: Path, corpus: Path, tiny_model_file: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    done = asr("eval", str(empty), "--model", str(tiny_model_file))
+    assert done.returncode == 2 and done.stderr.strip() == f"asr: error: {empty}: no utterances to score"
+    assert done.stdout == ""
+    good = corpus.read_text().splitlines()[:2]
+    missing = [json.dumps({"audio": str(tmp_path / f"gone{i}.wav"), "text": "x"}) for i in range(2)]
+    some = tmp_path / "some.jsonl"
+    some.write_text("\n".join([good[0].replace('"u0', f'"{corpus.parent}/u0'), *missing]) + "\n")
+    done = asr("eval", str(some), "--model", str(tiny_model_file), "--json")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "asr: error: 2 of 3 utterances failed and are not in the scores"
+    )
+    report = json.loads(done.stdout)
+    assert report["overall"]["utterances"] == 1 and len(report["failed"]) == 2
+    assert report["decoder"] == {"decoder": "greedy"}  # no beam settings for a greedy run
+    none = tmp_path / "none.jsonl"
+    none.write_text("\n".join(missing) + "\n")
+    done = asr("eval", str(none), "--model", str(tiny_model_file))
+    assert done.returncode == 1 and done.stdout == ""  # no table of zeros that reads as perfect
+    assert (
+        done.stderr.strip().splitlines()[-1]
+        == "asr: error: 2 of 2 utterances failed and are not in the scores"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["transcribe", "--lm-weight", "nan", "a.wav"], "--lm-weight: must be a number >= 0, got nan"),
+        (["eval", "--lm-weight", "-5", "m.jsonl"], "--lm-weight: must be a number >= 0, got -5"),
+        (["listen", "--word-bonus", "inf"], "--word-bonus: must be a finite number, got inf"),
+        (["serve", "--port", "70000"], "--port: must be a TCP port, 0-65535"),
+        (["serve", "--port", "-1"], "--port: must be a TCP port, 0-65535"),
+        (["listen", "--file", "x.wav", "--speed", "-1"], "--speed: must be a number >= 0, got -1"),
+        (["listen", "--file", "x.wav", "--speed", "nan"], "--speed: must be a number >= 0, got nan"),
+        (["listen", "--speed", "2"], "asr: error: --speed applies to --file"),
+        (
+            ["listen", "--file", "x.wav", "--device", "1"],
+            "asr: error: --device and --samplerate choose a microphone",
+        ),
+        (["train", "--train", "m.jsonl", "--out", "r", "--lr", "inf"], "--lr: must be a positive number"),
+    ],
+)
+def test_out_of_range_options_are_one_line_errors(args: list[str], message: str) -> None:
+    done = asr(*args)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert message in done.stderr.strip().splitlines()[-1], done.stderr
+
+
+def test_train_help_shows_the_model_defaults() -> None:
+    from dataclasses import fields
+
+    from asr.cli import MODEL_DEFAULTS, build_parser
+    from asr.model import ModelConfig
+
+    defaults = {f.name: f.default for f in fields(ModelConfig)}
+    assert {k: defaults[k] for k in MODEL_DEFAULTS} == MODEL_DEFAULTS
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    text = " ".join(commands["train"].format_help().split())
+    for phrase in [
+        "--epochs EPOCHS epochs to train (with no --max-steps) (default: 30)",
+        "--lr LR peak learning rate (default: 0.001)",
+        "keep it well below a short run's length) (default: 300)",
+        "--seed SEED seed of the weights, batches and augmentation (default 0)",
+    ]:
+        assert phrase in text, phrase
+    assert f"GRU width (default: {defaults['hidden']};" in text

@@ -409,3 +409,19 @@ def test_calibrated_confidence() -> None:
     hyp = GreedyDecoder(VOCAB, confidence=(2.0, 1.0, 0.5)).decode(logprobs_for("_go_", 0.9))
     z = 2.0 * math.log(0.9) + math.log(0.9) + 0.5
     assert hyp.words[0].confidence == pytest.approx(1 / (1 + math.exp(-z)), abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("settings_", "message"),
+    [
+        ({"lm_weight": math.nan}, "lm_weight must be a number >= 0, got nan"),
+        ({"lm_weight": -1.0}, "lm_weight must be a number >= 0"),
+        ({"word_bonus": math.inf}, "word_bonus must be a finite number, got inf"),
+        ({"token_prune": -2.0}, "token_prune must be a number >= 0"),
+    ],
+)
+def test_beam_search_refuses_settings_that_would_empty_every_hypothesis(
+    settings_: dict, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        BeamSearchDecoder(VOCAB, **settings_)

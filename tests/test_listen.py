@@ -1,5 +1,6 @@
 """`asr listen` end to end, driven at the sounddevice boundary (and a virtual mic if present)."""
 
+import math
 import os
 import signal
 import subprocess
@@ -281,3 +282,9 @@ def test_listen_goes_on_in_float32_where_torch_cannot_quantise(
             "asr: error: int8 is not available in this torch build (Didn't"
         )
     assert int8_used == [False]
+
+
+@pytest.mark.parametrize("speed", [-1.0, math.nan, math.inf])
+def test_file_source_refuses_a_speed_it_cannot_play(speed: float) -> None:
+    with pytest.raises(ValueError, match="speed must be a number >= 0"):
+        FileSource("any.wav", speed=speed)

@@ -1,6 +1,7 @@
 """Recognizer and Stream: chunking invariance, endpoints, batching, input checks, memory."""
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -269,3 +270,28 @@ def test_whole_arrays_may_have_channels_like_files(tmp_path) -> None:
     # A stream's chunks stay mono: a short 2-D chunk's layout is ambiguous.
     with pytest.raises(ValueError, match=r"mono.*mean"):
         rec.stream().accept_waveform(data[:4410], rate)
+
+
+def test_transcribe_says_what_it_cannot_take(tmp_path) -> None:
+    import soundfile as sf
+
+    with pytest.raises(TypeError, match=r"file path or a numpy array of samples, got list; pass np.asarray"):
+        transcribe([0.0] * 1600, BUNDLE)  # type: ignore[arg-type]
+    path = tmp_path / "a.wav"
+    sf.write(path, AUDIO, 16000)
+    with pytest.raises(ValueError, match="sample_rate=8000 is for arrays of samples"):
+        transcribe(path, BUNDLE, sample_rate=8000)
+    assert transcribe(path, BUNDLE).words == transcribe(AUDIO, BUNDLE, sample_rate=16000).words
+
+
+def test_a_tensor_transcribes_as_its_array() -> None:
+    assert transcribe(torch.from_numpy(AUDIO), BUNDLE).words == transcribe(AUDIO, BUNDLE).words
+
+
+def test_float_audio_far_beyond_full_scale_warns() -> None:
+    with pytest.warns(UserWarning, match="int16 values as floats"):
+        transcribe(AUDIO * 32768, BUNDLE)
+    stream = Recognizer(BUNDLE).stream()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stream.accept_waveform(AUDIO[:1600] * 1.5)  # loud, not wrongly scaled: no warning
