@@ -621,7 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
         "export",
         help="write an int8, TorchScript or ONNX version of a model",
         description="int8: a model file with int8 GRU and linear weights (use it with --model). "
-        "torchscript/onnx: one streaming step of a unidirectional model (see models/README.md).",
+        "torchscript/onnx: one streaming step of a unidirectional model (see models/README.md). "
+        "--int8 also applies to torchscript; onnx is float32 only.",
     )
     p.add_argument("--format", choices=["int8", "torchscript", "onnx"], required=True, help="what to write")
     p.add_argument("--output", "-o", required=True, help="file to write")

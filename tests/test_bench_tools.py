@@ -221,3 +221,35 @@ def test_bench_int8_times_the_live_path_with_either_decoder(
     for row in figures.values():
         assert row["decoder"] == "beam" and row["utterances"] == 3
         assert row["rtf_offline"] > 0 and row["rtf_stream"] > 0 and row["cer"] >= 0
+
+
+def test_bench_live_replays_the_model_outputs_to_time_the_rest(
+    corpus: Path, tiny_model_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "live.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "bench_live.py"),
+            str(corpus),
+            "--model",
+            str(tiny_model_file),
+            "--limit",
+            "2",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # The replayed pass must decode exactly what the model gave, or the tool exits non-zero.
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["model"] == "int8" and report["audio_seconds"] > 0
+    for decoder in ("greedy", "beam"):
+        assert (
+            report["figures"][decoder]["rtf_live"] > 0 and report["figures"][decoder]["rtf_without_model"] > 0
+        )
