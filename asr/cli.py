@@ -671,21 +671,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=300,
         help="steps of linear warmup to --lr before the cosine decay (keep it well below a short run's length)",
     )
-    p.add_argument(
-        "--hidden",
-        type=int,
-        help=f"GRU width (default: {MODEL_DEFAULTS['hidden']}; with --init: the model's)",
-    )
-    p.add_argument(
-        "--layers",
-        type=int,
-        help=f"GRU layers (default: {MODEL_DEFAULTS['layers']}; with --init: the model's)",
-    )
-    p.add_argument(
-        "--conv-channels",
-        type=int,
-        help=f"channels of the two convolutions (default: {MODEL_DEFAULTS['conv_channels']}; with --init: the model's)",
-    )
+    for flag, what in [
+        ("--hidden", "GRU width"),
+        ("--layers", "GRU layers"),
+        ("--conv-channels", "channels of the two convolutions"),
+    ]:
+        default = MODEL_DEFAULTS[flag[2:].replace("-", "_")]
+        p.add_argument(flag, type=int, help=f"{what} (default: {default}; with --init: the model's)")
     p.add_argument(
         "--dropout",
         type=float,

@@ -10,6 +10,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_tool(script: str, *args: str) -> subprocess.CompletedProcess:
+    """``python tools/SCRIPT ARGS`` as a user runs it, its output captured."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / script), *args], capture_output=True, text=True, timeout=120
+    )
+
+
 def test_bench_peers_scores_both_systems(corpus: Path, tiny_model_file: Path, tmp_path: Path) -> None:
     pytest.importorskip("pocketsphinx")
     out = tmp_path / "bench.json"
@@ -197,24 +204,10 @@ def test_bench_int8_times_the_live_path_with_either_decoder(
     corpus: Path, tiny_model_file: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "int8.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "bench_int8.py"),
-            str(corpus),
-            "--model",
-            str(tiny_model_file),
-            "--decoder",
-            "beam",
-            "--limit",
-            "3",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_tool(
+        "bench_int8.py", str(corpus), "--model", str(tiny_model_file), "--decoder", "beam", "--limit", "3",
+        "--json", str(out),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     figures = json.loads(out.read_text())["figures"]
     assert {key.rsplit(" ", 1)[1] for key in figures} == {"fp32", "int8"}
@@ -227,24 +220,10 @@ def test_bench_live_replays_the_model_outputs_to_time_the_rest(
     corpus: Path, tiny_model_file: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "live.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "bench_live.py"),
-            str(corpus),
-            "--model",
-            str(tiny_model_file),
-            "--limit",
-            "2",
-            "--repeats",
-            "1",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_tool(
+        "bench_live.py", str(corpus), "--model", str(tiny_model_file), "--limit", "2", "--repeats", "1",
+        "--json", str(out),
+    )  # fmt: skip
     # The replayed pass must decode exactly what the model gave, or the tool exits non-zero.
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
