@@ -206,9 +206,10 @@ def as_float32(chunk: np.ndarray) -> np.ndarray:
         raise ValueError("audio contains NaN or infinite samples")
     peak = float(np.abs(chunk).max()) if chunk.size else 0.0
     if peak > FLOAT_PEAK_WARNING:
+        # One fixed message, so that Python shows it once, not for every chunk of a stream.
         warnings.warn(
-            f"float audio should be in [-1, 1], but these samples reach {peak:g}"
-            + (" (int16 values as floats? divide by 32768)" if peak > 256 else ""),
+            "float audio should be in [-1, 1], but these samples go far beyond it "
+            "(int16 values as floats? divide them by 32768)",
             stacklevel=3,
         )
     return chunk.astype(np.float32, copy=False)

@@ -316,7 +316,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             json.dumps(
                 {
                     "manifest": args.manifest,
-                    "decoder": asdict(options) if options.decoder == "beam" else {"decoder": "greedy"},
+                    "decoder": _decoder_json(options),
                     "overall": asdict(report.overall),
                     "subsets": {k: asdict(v) for k, v in report.subsets.items()},
                     "speakers": {k: asdict(v) for k, v in report.speakers.items()},
@@ -362,6 +362,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
             _error(str(e))
             return EXIT_USAGE
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _decoder_json(options: DecoderOptions) -> dict:
+    """The decoding settings; a greedy run has the same keys, null where only the beam
+    search has a setting."""
+    values = asdict(options)
+    if options.decoder == "greedy":
+        values = {k: (v if k == "decoder" else None) for k, v in values.items()}
+    return values
 
 
 def _describe(options: DecoderOptions) -> str:
@@ -658,7 +667,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder: last.pt, best.pt, log.csv")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", help="start from this model file's weights (e.g. asr/models/default.pt)")
-    p.add_argument("--epochs", type=_positive, default=30, help="epochs to train (with no --max-steps)")
+    p.add_argument(
+        "--epochs",
+        type=_positive,
+        default=30,
+        help="epochs at most (--max-steps or --max-minutes may stop the run sooner)",
+    )
     p.add_argument(
         "--max-steps", type=int, default=0, help="stop after N steps in total (0: --epochs decide)"
     )

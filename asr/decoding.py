@@ -28,8 +28,8 @@ DEFAULT_BEAM_PRUNE = 5.0
 #: one-word clips (tools/tune_lm.py --lexicon): WER 0.445 at 5/5, 0.376 at 10/20.
 LEXICON_TOKEN_PRUNE = 10.0
 LEXICON_BEAM_PRUNE = 20.0
-#: Space cells a beam state remembers grouped words at before it starts afresh.
-GROUPED_CACHE = 256
+#: Space cells a beam state remembers grouped words at (the oldest are forgotten first).
+GROUPED_CACHE = 32
 #: How many hypotheses ``nbest`` returns.
 DEFAULT_NBEST = 5
 #: LM weight (alpha) and per-word bonus (beta) of LM fusion; tools/tune_lm.py tunes them on dev.
@@ -141,6 +141,9 @@ class _WordBuilder:
         self.frame_seconds = frame_seconds
         self.offset = offset
         self.calibration = calibration
+        #: What the words depend on besides the spans: a state's grouped words are reused
+        #: only by a builder with the same key.
+        self.key = (offset, frame_seconds, tuple(calibration or ()), vocabulary.tokens)
 
     def word(self, spans: Sequence[TokenSpan]) -> Word:
         """One word from its characters' spans."""
@@ -190,11 +193,13 @@ class GreedyState:
     last: int = 0
     score: float = 0.0
     tokens: list[TokenSpan] = field(default_factory=list)
-    #: ``tokens[:grouped_upto]`` grouped into words at word times from ``grouped_offset``
-    #: (``hypothesis`` keeps them; every span but the last is final).
-    grouped: _Grouped = field(default=_EMPTY, repr=False)
-    grouped_upto: int = field(default=0, repr=False)
-    grouped_offset: float = field(default=0.0, repr=False)
+    #: ``tokens[:grouped_upto]`` grouped into words by the builder that ``grouped_key``
+    #: names (``hypothesis`` keeps them; every span but the last is final), and the last
+    #: span grouped, to notice a state that was changed by hand.
+    grouped: _Grouped = field(default=_EMPTY, repr=False, compare=False)
+    grouped_upto: int = field(default=0, repr=False, compare=False)
+    grouped_key: tuple = field(default=(), repr=False, compare=False)
+    grouped_last: TokenSpan | None = field(default=None, repr=False, compare=False)
 
 
 class GreedyDecoder:
@@ -232,16 +237,23 @@ class GreedyDecoder:
     def hypothesis(self, state: GreedyState, offset: float = 0.0) -> Hypothesis:
         """The hypothesis so far, without ending the stream; word times start at ``offset``.
 
-        Costs only the spans added since the last call: the earlier ones are grouped once.
+        The spans grouped by an earlier call (every one but the last is final) are not
+        grouped again, so a live stream's partial results stay cheap as it grows.
         """
         builder = _WordBuilder(self.vocabulary, self.frame_seconds, offset, self.confidence)
-        if offset != state.grouped_offset or state.grouped_upto > len(state.tokens):
-            state.grouped, state.grouped_upto, state.grouped_offset = _EMPTY, 0, offset
+        upto = state.grouped_upto
+        if (
+            state.grouped_key != builder.key
+            or upto > len(state.tokens)
+            or (upto and state.tokens[upto - 1] is not state.grouped_last)
+        ):
+            state.grouped, state.grouped_upto, state.grouped_key = _EMPTY, 0, builder.key
         # Only the last span may still grow (a character held over more frames).
         final = len(state.tokens) - 1
         if final > state.grouped_upto:
             state.grouped = builder.advance(state.grouped, state.tokens[state.grouped_upto : final])
             state.grouped_upto = final
+            state.grouped_last = state.tokens[final - 1]
         tokens, words = builder.finish(state.grouped, state.tokens[state.grouped_upto :])
         text = " ".join(w.word for w in words)
         return Hypothesis(text, tokens, words, state.score)
@@ -256,7 +268,7 @@ class GreedyDecoder:
         Greedy decoding never revises an emitted character, so every word followed by a
         space is settled; only the last word may still grow.
         """
-        words = len(self.hypothesis(state, state.grouped_offset).words)
+        words = len(self.hypothesis(state, state.grouped_key[0] if state.grouped_key else 0.0).words)
         ends_with_space = bool(state.tokens) and state.tokens[-1].token == self.vocabulary.space
         return words if ends_with_space else max(0, words - 1)
 
@@ -383,10 +395,11 @@ class BeamState:
     beams: list[_Beam] = field(default_factory=list)
     cache: dict[tuple[int, int], _Context | None] = field(default_factory=dict)
     #: Words grouped up to a space cell of a beam, keyed by the cell's id (the cell kept
-    #: alive beside them), at word times from ``grouped_offset``: cells never change, so a
-    #: live stream's hypotheses group only the characters after the last word they share.
-    grouped: dict[int, tuple[tuple, _Grouped]] = field(default_factory=dict, repr=False)
-    grouped_offset: float = field(default=0.0, repr=False)
+    #: alive beside them), by the builder that ``grouped_key`` names: cells never change,
+    #: so a live stream's hypotheses group only the characters after the last word they
+    #: share. At most GROUPED_CACHE entries, the oldest dropped first.
+    grouped: dict[int, tuple[tuple, _Grouped]] = field(default_factory=dict, repr=False, compare=False)
+    grouped_key: tuple = field(default=(), repr=False, compare=False)
 
 
 _HASH_MOD = (1 << 61) - 1
@@ -429,7 +442,7 @@ class BeamSearchDecoder:
         if not math.isfinite(word_bonus):
             raise ValueError(f"word_bonus must be a finite number, got {word_bonus}")
         for name, width in (("token_prune", token_prune), ("beam_prune", beam_prune)):
-            if width is not None and not 0 <= width < math.inf:
+            if width is not None and not width >= 0:  # inf: no pruning
                 raise ValueError(f"{name} must be a number >= 0, got {width}")
         self.vocabulary = vocabulary
         self.frame_seconds = frame_seconds
@@ -749,8 +762,8 @@ class BeamSearchDecoder:
     ) -> tuple[tuple[TokenSpan, ...], tuple[Word, ...]]:
         """The spans and words of ``beam``, grouping only its cells after the last space
         cell found in ``state.grouped``, and remembering its own last space cell there."""
-        if state.grouped_offset != builder.offset or len(state.grouped) > GROUPED_CACHE:
-            state.grouped, state.grouped_offset = {}, builder.offset
+        if state.grouped_key != builder.key:
+            state.grouped, state.grouped_key = {}, builder.key
         done, cells = _EMPTY, []
         cell = beam.spans
         while cell is not None:
@@ -766,14 +779,16 @@ class BeamSearchDecoder:
         if last_space >= 0:
             done = builder.advance(done, spans[: last_space + 1])
             state.grouped[id(cells[last_space])] = (cells[last_space], done)
+            while len(state.grouped) > GROUPED_CACHE:
+                del state.grouped[next(iter(state.grouped))]
             spans = spans[last_space + 1 :]
         return builder.finish(done, spans)
 
     def hypothesis(self, state: BeamState, offset: float = 0.0) -> Hypothesis:
         """The best hypothesis so far, without ending the stream.
 
-        Costs about the length of the last words: what the best beam shares with earlier
-        answers is grouped once.
+        What the best beam shares with earlier answers is not grouped again, so a live
+        stream's partial results stay cheap as it grows.
         """
         if not state.beams:
             state.beams = self.start().beams

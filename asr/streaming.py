@@ -220,7 +220,7 @@ def transcribe(
     (16 kHz when not given).
 
     A file may have any common format, rate and channel count; its rate is read from it,
-    so ``sample_rate`` with a file raises ValueError. An array is float32/float64 in
+    so a ``sample_rate`` given with a file must be that rate (ValueError otherwise). An array is float32/float64 in
     [-1, 1] or int16/int32 PCM, shaped ``(samples,)`` or ``(samples, channels)`` (the
     ``soundfile.read`` layout; channels are averaged); another rate than the model's is
     resampled.
@@ -293,16 +293,20 @@ def _samples(
 
 
 def _samples_kind(audio: object, sample_rate: int | None) -> None:
-    """Raise TypeError unless ``audio`` is a path, ValueError for a ``sample_rate`` with a file."""
+    """Raise TypeError unless ``audio`` is a path, and ValueError for a ``sample_rate``
+    that is not the file's own (which is read from the file; AudioError if it cannot be)."""
     if not isinstance(audio, (str, os.PathLike)):
         raise TypeError(
             f"audio must be a file path or a numpy array of samples, got {type(audio).__name__}"
             + ("; pass np.asarray(audio, dtype=np.float32)" if isinstance(audio, (list, tuple)) else "")
         )
     if sample_rate is not None:
-        raise ValueError(
-            f"sample_rate={sample_rate} is for arrays of samples; a file's rate is read from the file"
-        )
+        file_rate = AudioReader(audio).sample_rate
+        if check_sample_rate(sample_rate) != file_rate:
+            raise ValueError(
+                f"sample_rate={sample_rate}, but {os.fspath(audio)} is at {file_rate} Hz: a file's "
+                "rate is read from the file (sample_rate is for arrays of samples)"
+            )
 
 
 def join_results(parts: Sequence[Result]) -> Result:

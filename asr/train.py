@@ -390,18 +390,19 @@ def _train(
     rank, world, rank_device = _init_distributed(config)
     if rank:
         log = lambda message: None  # noqa: E731
-    os.makedirs(config.out, exist_ok=True)
-    if not rank:
-        for stale in glob.glob(os.path.join(config.out, ".tmp-*")):
-            Path(stale).unlink(missing_ok=True)  # a checkpoint write that a crash cut short
     last_path = os.path.join(config.out, "last.pt")
     best_path = os.path.join(config.out, "best.pt")
     if not resume and os.path.exists(last_path):
-        # A new run here would overwrite the old one's checkpoint and mix their logs.
+        # A new run here would overwrite the old one's checkpoint and mix their logs (and
+        # is refused before touching the folder, where that run may be writing).
         raise ValueError(
             f"--out {config.out} already holds a run ({last_path}); add --resume to continue "
             "it, or give another --out for a new run"
         )
+    os.makedirs(config.out, exist_ok=True)
+    if not rank:
+        for stale in glob.glob(os.path.join(config.out, ".tmp-*")):
+            Path(stale).unlink(missing_ok=True)  # a checkpoint write that a crash cut short
     checkpoint = safe_load(last_path) if resume and os.path.exists(last_path) else None
     if resume and checkpoint is None:
         log(f"no checkpoint in {config.out}; starting a new run")
@@ -516,9 +517,9 @@ def _train(
         if device.type == "cuda" and rng.get("cuda"):
             torch.cuda.set_rng_state_all(rng["cuda"])
         log(f"resumed from {last_path}: step {step}, epoch {epoch}, batch {start_batch}")
-    if config.warmup_steps >= total_steps:
+    if config.warmup_steps > total_steps:
         log(
-            f"warning: --warmup-steps {config.warmup_steps} is not shorter than the run "
+            f"warning: --warmup-steps {config.warmup_steps} is longer than the run "
             f"({total_steps} steps): the learning rate never reaches --lr {config.lr:g}"
         )
 

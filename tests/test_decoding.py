@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asr.decoding import BeamSearchDecoder, GreedyDecoder, words_from_tokens
+from asr.decoding import GROUPED_CACHE, BeamSearchDecoder, GreedyDecoder, GreedyState, words_from_tokens
 from asr.text import Vocabulary
 
 VOCAB = Vocabulary()
@@ -232,16 +232,25 @@ def test_live_hypotheses_equal_the_definition_chunk_by_chunk(
     logprobs = logits.log_softmax(-1)
     for decoder in (GreedyDecoder(VOCAB), BeamSearchDecoder(VOCAB, beam_size=4)):
         state, start = decoder.start(), 0
-        for size in [*sizes, 120]:
+        for n, size in enumerate([*sizes, 120]):
             state = decoder.step(logprobs[start : start + size], state)
             start += size
-            hyp = decoder.hypothesis(state, offset)
+            # Mostly one offset, as a stream asks; now and then another, which must not
+            # reuse words timed from the first.
+            at = offset + 1.0 if n % 5 == 4 else offset
+            hyp = decoder.hypothesis(state, at)
             spans = state.tokens if isinstance(decoder, GreedyDecoder) else state.beams[0].token_spans()
-            text, kept, words = _words_by_definition(spans, offset)
+            text, kept, words = _words_by_definition(spans, at)
             assert hyp.text == text and list(hyp.tokens) == kept
             assert [(w.word, w.start, w.end, w.confidence) for w in hyp.words] == words
             if start >= 120:
                 break
+        if isinstance(decoder, BeamSearchDecoder):
+            assert len(state.grouped) <= GROUPED_CACHE
+        # The end of the stream goes through the same grouped words.
+        fresh = decoder.step(logprobs, decoder.start())
+        ended, whole = decoder.finish(state, offset), decoder.finish(fresh, offset)
+        assert (ended.text, ended.tokens, ended.words) == (whole.text, whole.tokens, whole.words)
 
 
 def test_settled_words_are_shared_by_every_beam() -> None:
@@ -425,3 +434,27 @@ def test_beam_search_refuses_settings_that_would_empty_every_hypothesis(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         BeamSearchDecoder(VOCAB, **settings_)
+
+
+def test_a_state_changed_by_hand_or_read_by_another_decoder_is_grouped_afresh() -> None:
+    decoder = GreedyDecoder(VOCAB)
+    state = decoder.step(logprobs_for("__go_ _ho_me _"), decoder.start())
+    assert decoder.hypothesis(state).text == "go home"
+    state.tokens.clear()  # reused by hand: the grouped words belong to the old spans
+    state = decoder.step(logprobs_for("_abc_ _def_ _gh"), state)
+    assert decoder.hypothesis(state).text == "abc def gh"
+    # Another decoder's confidence calibration gives other confidences for the same spans.
+    calibrated = GreedyDecoder(VOCAB, confidence=(1.0, 0.0, 2.0))
+    assert calibrated.hypothesis(state).words != decoder.hypothesis(state).words
+    untouched = GreedyState(state.frames, state.last, state.score, list(state.tokens))
+    assert calibrated.hypothesis(state).words == calibrated.hypothesis(untouched).words
+
+
+def test_the_beam_cache_stays_small_over_a_long_stream() -> None:
+    decoder = BeamSearchDecoder(VOCAB, beam_size=4)
+    state = decoder.start()
+    for _ in range(GROUPED_CACHE * 3):
+        state = decoder.step(logprobs_for("_go_ "), state)
+        decoder.hypothesis(state)
+    assert len(state.grouped) == GROUPED_CACHE
+    assert decoder.hypothesis(state).text == " ".join(["go"] * GROUPED_CACHE * 3)

@@ -184,7 +184,7 @@ def test_init_starts_from_a_model_file(trained: Path, corpus: Path, tmp_path: Pa
     bundle = train(cfg, log=messages.append)
     # Two steps never get past a warmup of three: the run says so rather than look stuck.
     assert (
-        "warning: --warmup-steps 3 is not shorter than the run (2 steps): the learning rate "
+        "warning: --warmup-steps 3 is longer than the run (2 steps): the learning rate "
         "never reaches --lr 0.003"
     ) in messages
     start = load_model(trained / "best.pt")

@@ -66,6 +66,8 @@ if [ "$INIT" = none ]; then
   [ -n "${CONV_CHANNELS:-}" ] && START+=(--conv-channels "$CONV_CHANNELS")
   [ -n "${DROPOUT:-}" ] && START+=(--dropout "$DROPOUT")
 fi
+# A run already in OUT continues (asr train refuses to start a new one over it).
+[ -f "$OUT/last.pt" ] && START=(--resume)
 $PY -m asr train --train "${TRAIN[0]}" --train "${TRAIN[1]}" --dev "$DATA/real_dev/manifest.jsonl" --out "$OUT" \
   ${START[@]+"${START[@]}"} --device "$DEVICE" --lr "$LR" --warmup-steps "$WARMUP" --batch-seconds "$BATCH_SECONDS" \
   --max-steps "$STEPS" --max-minutes "$MINUTES" --eval-every $(( STEPS / 10 > 0 ? STEPS / 10 : 1 )) \
