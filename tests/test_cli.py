@@ -398,7 +398,7 @@ def test_train_help_shows_the_model_defaults() -> None:
     commands = next(a for a in build_parser()._actions if a.dest == "command").choices
     text = " ".join(commands["train"].format_help().split())
     for phrase in [
-        "--epochs EPOCHS epochs to train (with no --max-steps) (default: 30)",
+        "--epochs EPOCHS epochs at most (--max-steps or --max-minutes may stop the run sooner) (default: 30)",
         "--lr LR peak learning rate (default: 0.001)",
         "keep it well below a short run's length) (default: 300)",
         "--seed SEED seed of the weights, batches and augmentation (default 0)",
