@@ -105,7 +105,7 @@ def words_from_tokens(
     (``word_confidence``).
     """
     builder = _WordBuilder(vocabulary, frame_seconds, offset, calibration)
-    return builder.finish(builder.advance(_EMPTY, tokens), ())[1]
+    return builder.finish(_EMPTY, tokens)[1]
 
 
 @dataclass(frozen=True)

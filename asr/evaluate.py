@@ -115,7 +115,8 @@ def evaluate_manifest(
     rows, failed, traces = [], [], []
     audio_seconds = compute_seconds = 0.0
     recognizer = Recognizer(bundle, decoder=decoder) if stream_chunk else None
-    make_decoder(bundle, decoder)  # reads the LM once, before the clock runs
+    if recognizer is None:
+        make_decoder(bundle, decoder)  # reads the LM once, before the clock runs
     for utt in utterances:
         began = time.perf_counter()
         try:

@@ -220,10 +220,10 @@ def transcribe(
     (16 kHz when not given).
 
     A file may have any common format, rate and channel count; its rate is read from it,
-    so a ``sample_rate`` given with a file must be that rate (ValueError otherwise). An array is float32/float64 in
-    [-1, 1] or int16/int32 PCM, shaped ``(samples,)`` or ``(samples, channels)`` (the
-    ``soundfile.read`` layout; channels are averaged); another rate than the model's is
-    resampled.
+    so a ``sample_rate`` given with a file must be that rate (ValueError otherwise). An
+    array is float32/float64 in [-1, 1] or int16/int32 PCM, shaped ``(samples,)`` or
+    ``(samples, channels)`` (the ``soundfile.read`` layout; channels are averaged);
+    another rate than the model's is resampled.
 
     ``decoder`` is "greedy" (best path), "beam" (CTC prefix beam search of ``beam_size``
     with the default LM), DecoderOptions (LM, lexicon, hotwords, n-best), or None for
@@ -281,7 +281,7 @@ def _samples(
 ) -> np.ndarray:
     """A file, or an array at ``sample_rate`` (16 kHz when None), as float32 samples at
     the model's rate. Raises TypeError for anything else, and ValueError for a
-    ``sample_rate`` given with a file (the file's own rate is read from it)."""
+    ``sample_rate`` given with a file that is not the file's own rate."""
     rate = bundle.features.sample_rate
     if isinstance(audio, torch.Tensor):
         audio = audio.detach().cpu().numpy()
