@@ -19,6 +19,7 @@ from asr.streaming import (
     compute_logprobs,
     transcribe,
 )
+from asr.text import Vocabulary
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ __all__ = [
     "Recognizer",
     "Result",
     "Stream",
+    "Vocabulary",
     "Word",
     "compute_logprobs",
     "load_audio",

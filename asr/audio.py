@@ -22,6 +22,10 @@ N_MELS = 80
 FRAME_SECONDS = HOP_LENGTH / SAMPLE_RATE
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH
 
+#: Sample rates a file or an app may use (Hz). A header that claims less is corrupt (and
+#: would "resample" a few kilobytes into hours of audio); more is no real recording.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 768000
+
 _INT_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
 
 
@@ -60,6 +64,11 @@ class AudioReader:
         with self._open() as f:
             self.sample_rate = int(f.samplerate)
             self.declared_frames = int(f.frames)
+        if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
+            raise AudioError(
+                f"{self.name}: corrupt header (sample rate {self.sample_rate} Hz; "
+                f"audio files have {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)"
+            )
 
     def _open(self) -> sf.SoundFile:
         try:
@@ -170,10 +179,26 @@ def resample(audio: np.ndarray, orig_rate: int, new_rate: int = SAMPLE_RATE) -> 
 
 
 def check_sample_rate(sample_rate: object) -> int:
-    """An app-supplied rate as an int; anything but a positive integer raises ValueError."""
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Integral) or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
-    return int(sample_rate)
+    """An app-supplied rate as an int (8000 and 8000.0 alike); anything but a whole number
+    of Hz from MIN_SAMPLE_RATE to MAX_SAMPLE_RATE raises ValueError."""
+    whole = isinstance(sample_rate, numbers.Integral) or (
+        isinstance(sample_rate, numbers.Real) and float(sample_rate).is_integer()
+    )
+    if isinstance(sample_rate, bool) or not whole:
+        raise ValueError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}")
+    rate = int(sample_rate)  # type: ignore[call-overload]
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"sample_rate must be {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz, got {rate}")
+    return rate
+
+
+def from_tensor(audio: object) -> object:
+    """A torch tensor as a numpy array (detached, on the CPU); anything else as it is.
+
+    Lets the audio entry points take tensors without importing torch here."""
+    if type(audio).__module__.startswith("torch") and hasattr(audio, "detach"):
+        return audio.detach().cpu().numpy()  # type: ignore[attr-defined]
+    return audio
 
 
 #: Float samples beyond this (6 dB over full scale) are almost surely scaled wrongly: warned.
@@ -184,12 +209,14 @@ def as_float32(chunk: np.ndarray) -> np.ndarray:
     """Check an app-supplied chunk and convert it to float32 ``(samples,)``.
 
     Accepts float32/float64 in [-1, 1] or int16/int32 PCM, shaped ``(samples,)`` or
-    ``(samples, 1)``. Anything else raises a ValueError that names the problem. Float
-    samples beyond ``FLOAT_PEAK_WARNING`` (int16 values passed as floats, say) are used
-    as given, with a UserWarning.
+    ``(samples, 1)``, as a numpy array or a torch tensor. Anything else raises a
+    TypeError (not an array) or ValueError (dtype, shape, NaN) that names the problem.
+    Float samples beyond ``FLOAT_PEAK_WARNING`` (int16 values passed as floats, say) are
+    used as given, with a UserWarning.
     """
+    chunk = from_tensor(chunk)
     if not isinstance(chunk, np.ndarray):
-        raise ValueError(f"audio must be a numpy array, got {type(chunk).__name__}")
+        raise TypeError(f"audio must be a numpy array or a torch tensor, got {type(chunk).__name__}")
     if chunk.ndim == 2 and chunk.shape[1] == 1:
         chunk = chunk[:, 0]
     if chunk.ndim != 1:
@@ -222,6 +249,7 @@ def as_mono_float32(audio: np.ndarray) -> np.ndarray:
     ``soundfile.read`` returns), whose channels are averaged as a file's are. An array
     with more columns than rows looks like ``(channels, samples)`` and raises ValueError.
     """
+    audio = from_tensor(audio)
     if isinstance(audio, np.ndarray) and audio.ndim == 2 and audio.shape[1] > 1:
         check_samples_channels(audio)
         return to_mono(as_float32(audio.reshape(-1)).reshape(audio.shape))

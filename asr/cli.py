@@ -138,7 +138,7 @@ def _add_decoder_args(p: argparse.ArgumentParser, nbest: bool = True) -> None:
             "--nbest",
             type=_positive,
             default=1,
-            help="alternatives in --format json (only there); implies --decoder beam",
+            help="alternatives of the whole file in --format json (not with --stream); implies --decoder beam",
         )
     else:
         p.set_defaults(nbest=1)
@@ -151,6 +151,14 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
     if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
         _error(f"--format {args.format} with several files needs --output-dir (one subtitle file each)")
+        return EXIT_USAGE
+    if args.nbest > 1 and (args.format != "json" or args.stream):
+        why = (
+            "--stream decodes utterance by utterance"
+            if args.stream
+            else f"--format {args.format} has no place for them"
+        )
+        _error(f"--nbest lists alternatives of the whole file in --format json only ({why})")
         return EXIT_USAGE
     bundle = _load(args.model, args.int8)
     options = _decoder_options(args, bundle)
@@ -277,6 +285,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from asr.evaluate import Report, evaluate_manifest
 
     if args.ref or args.hyp:
+        if args.manifest:
+            _error("give a MANIFEST or --ref and --hyp text files, not both")
+            return EXIT_USAGE
         return _eval_text_files(args)
     if not args.manifest:
         _error("give a MANIFEST, or --ref and --hyp text files")
@@ -308,6 +319,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     report: Report = evaluate_manifest(utterances, bundle, _error, options, chunk)
     if report.failed:
         _error(f"{len(report.failed)} of {len(utterances)} utterances failed and are not in the scores")
+    silent = sum(1 for row in report.rows if not row["ref"])
+    if silent:
+        print(
+            f"note: {silent} utterance{'s have' if silent > 1 else ' has'} no reference words (an empty or "
+            'missing "text"): words said there count as insertions',
+            file=sys.stderr,
+        )
     if not report.rows:
         return EXIT_FAILED
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -317,9 +335,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 {
                     "manifest": args.manifest,
                     "decoder": _decoder_json(options),
-                    "overall": asdict(report.overall),
-                    "subsets": {k: asdict(v) for k, v in report.subsets.items()},
-                    "speakers": {k: asdict(v) for k, v in report.speakers.items()},
+                    "overall": _finite(asdict(report.overall)),
+                    "subsets": {k: _finite(asdict(v)) for k, v in report.subsets.items()},
+                    "speakers": {k: _finite(asdict(v)) for k, v in report.speakers.items()},
                     "rtf": round(report.rtf, 5),
                     "model_load_seconds": round(load_seconds, 3),
                     "peak_memory_mb": round(peak_mb, 1),
@@ -386,9 +404,10 @@ def _describe(options: DecoderOptions) -> str:
     return f"beam {options.beam_size}{lm}{extras}"
 
 
-def _finite(values: dict[str, float]) -> dict[str, float | None]:
-    """JSON has no NaN: a figure with nothing to measure becomes null."""
-    return {k: (None if v != v else v) for k, v in values.items()}
+def _finite(values: dict) -> dict:
+    """JSON has no NaN or infinity: such a figure (nothing to measure, or words said
+    where the reference has none) becomes null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
 
 
 def _scores_table(groups: dict, overall, title: str) -> str:
@@ -674,14 +693,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs at most (--max-steps or --max-minutes may stop the run sooner)",
     )
     p.add_argument(
-        "--max-steps", type=int, default=0, help="stop after N steps in total (0: --epochs decide)"
+        "--max-steps", type=_non_negative, default=0, help="stop after N steps in total (0: --epochs decide)"
     )
-    p.add_argument("--max-minutes", type=float, default=0.0, help="stop after M minutes (0: no limit)")
+    p.add_argument(
+        "--max-minutes", type=_non_negative_float, default=0.0, help="stop after M minutes (0: no limit)"
+    )
     p.add_argument("--batch-seconds", type=_positive_float, default=200.0, help="audio per batch")
     p.add_argument("--lr", type=_positive_float, default=1e-3, help="peak learning rate")
     p.add_argument(
         "--warmup-steps",
-        type=int,
+        type=_non_negative,
         default=300,
         help="steps of linear warmup to --lr before the cosine decay (keep it well below a short run's length)",
     )
@@ -691,7 +712,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("--conv-channels", "channels of the two convolutions"),
     ]:
         default = MODEL_DEFAULTS[flag[2:].replace("-", "_")]
-        p.add_argument(flag, type=int, help=f"{what} (default: {default}; with --init: the model's)")
+        p.add_argument(flag, type=_positive, help=f"{what} (default: {default}; with --init: the model's)")
     p.add_argument(
         "--dropout",
         type=float,
@@ -704,11 +725,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--chunk-frames",
-        type=int,
+        type=_non_negative,
         help="bidirectional streaming: output frames (40 ms) per chunk; 0 = whole utterance",
     )
     p.add_argument(
-        "--lookahead-frames", type=int, help="bidirectional streaming: future frames each chunk sees"
+        "--lookahead-frames",
+        type=_non_negative,
+        help="bidirectional streaming: future frames each chunk sees",
     )
     p.add_argument(
         "--no-augment", action="store_true", help="no speed, noise, reverberation or SpecAugment augmentation"
@@ -725,10 +748,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate and ship a moving average of the weights (e.g. 0.995; 0: off; "
         "given with --resume, it replaces the run's setting)",
     )
-    p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
+    p.add_argument("--checkpoint-every", type=_positive, default=200, help="steps between checkpoints")
     p.add_argument(
         "--eval-every",
-        type=int,
+        type=_non_negative,
         default=0,
         help="also evaluate on --dev every N steps (default 0: only after each epoch)",
     )
@@ -739,8 +762,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--amp", choices=["off", "bf16", "fp16"], default="off", help="mixed precision (fp16: GPU only)"
     )
     p.add_argument("--accumulate", type=_positive, default=1, help="batches per optimizer step")
-    p.add_argument("--workers", type=int, default=1, help="data loading processes")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--workers", type=_non_negative, default=1, help="data loading processes")
+    p.add_argument("--threads", type=_non_negative, default=0, help="torch threads (0: default)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.set_defaults(func=cmd_train)
 
@@ -748,7 +771,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", nargs="?")
     _add_model_args(p)
     _add_decoder_args(p, nbest=False)
-    p.add_argument("--worst", type=int, default=5, help="show the N worst utterances with alignments")
+    p.add_argument(
+        "--worst", type=_non_negative, default=5, help="show the N worst utterances with alignments"
+    )
     p.add_argument("--stream", action="store_true", help="decode as streams: latency and stability figures")
     p.add_argument("--chunk-ms", type=_positive, default=100, help="with --stream: audio per chunk")
     p.add_argument("--plot", metavar="DIR", help="write PNG plots (needs matplotlib) into DIR")
@@ -761,36 +786,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _number(text: str, kind: type[int] | type[float] = float) -> float:
+    """``text`` as a number, or argparse's error line naming what was expected."""
+    try:
+        return kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+
+
 def _positive_float(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 
 def _non_negative_float(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not 0 <= value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
     return value
 
 
 def _finite_float(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
     return value
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    value = int(_number(text, int))
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a TCP port, 0-65535 (0: any free port), got {value}")
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(_number(text, int))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    value = int(_number(text, int))
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -799,7 +840,11 @@ def _positive(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     from asr.checkpoint import ModelFileError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the subcommand's usage and name, not the top level's
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -47,9 +47,11 @@ async def stream_audio(
     config: dict[str, Any] | None = None,
 ) -> Reply:
     """Send ``samples`` ``(samples,)`` or ``(samples, channels)`` (float in [-1, 1] or int16)
-    as mono s16le chunks and collect the reply. Channels are averaged, as a file's are.
+    as mono chunks and collect the reply. Channels are averaged, as a file's are.
 
-    ``realtime`` paces the chunks at the speed of speech, as a microphone would.
+    The chunks are s16le (float samples rounded to 16 bits), or float32 as they are
+    when ``config`` asks for ``"format": "f32le"``. ``realtime`` paces the chunks at the
+    speed of speech, as a microphone would.
     """
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
@@ -59,10 +61,13 @@ async def stream_audio(
         samples = np.round(samples.astype(np.int32).mean(axis=1)).astype(np.int16)  # exact for one channel
     elif samples.ndim == 2:
         samples = as_mono_float32(samples)  # raises on a (channels, samples) layout
-    if samples.dtype == np.int16:
+    if (config or {}).get("format", "s16le") == "f32le":
+        pcm = as_float32(samples).astype("<f4")
+    elif samples.dtype == np.int16:
         pcm = samples.astype("<i2")  # sent exactly as given
     else:
-        pcm = (np.clip(as_float32(samples), -1, 1) * 32767).astype("<i2")
+        # The server reads s16le as value / 32768: the nearest 16-bit value of each sample.
+        pcm = np.clip(np.round(as_float32(samples) * 32768), -32768, 32767).astype("<i2")
     step = max(1, int(sample_rate * chunk_seconds))
     reply = Reply()
     async with connect(url, max_size=2**22) as ws:

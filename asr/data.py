@@ -44,7 +44,7 @@ def read_manifest(path: str | os.PathLike[str], weight: int = 1) -> list[Utteran
     cannot be read: the reader of the audio reports it, one file at a time).
 
     ``subset`` is the first folder of the audio path (``cathy/a.opus`` -> ``cathy``), or
-    for an absolute path the folder holding the file.
+    for an absolute path or one that starts with ``..``, the folder holding the file.
     ``weight`` repeats every utterance that many times (to up-weight a corpus).
     """
     path = os.fspath(path)
@@ -60,7 +60,7 @@ def read_manifest(path: str | os.PathLike[str], weight: int = 1) -> list[Utteran
                     if not isinstance(row, dict) or not isinstance(row.get("audio"), str):
                         raise ValueError('each line needs an "audio" path')
                     audio = row["audio"]
-                    full = audio if os.path.isabs(audio) else os.path.join(root, audio)
+                    full = os.path.normpath(audio if os.path.isabs(audio) else os.path.join(root, audio))
                     duration = row.get("duration")
                     rows.append(
                         Utterance(
@@ -92,10 +92,13 @@ def _header_duration(audio: str) -> float:
 
 
 def _subset(audio: str) -> str:
-    """The first folder of a relative audio path; for an absolute one, its own folder."""
-    if os.path.isabs(audio):
-        return os.path.basename(os.path.dirname(audio))
-    return audio.split("/", 1)[0] if "/" in audio else ""
+    """The first folder of a relative audio path inside the manifest's folder; for an
+    absolute path, or one that leaves that folder (``../x/a.wav``), the folder holding
+    the file."""
+    path = os.path.normpath(audio)
+    if os.path.isabs(path) or path.split(os.sep, 1)[0] == os.pardir:
+        return os.path.basename(os.path.dirname(path))
+    return path.split(os.sep, 1)[0] if os.sep in path else ""
 
 
 class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):

@@ -12,10 +12,12 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import torch
 from torch import Tensor
 
 from asr.lm import EOS, LN10, NgramLM, PrefixNode, build_prefix_tree
-from asr.text import Vocabulary, normalize
+from asr.text import SPACE, Vocabulary, normalize
 
 #: Tunable defaults of the beam search, in one place.
 DEFAULT_BEAM_SIZE = 16
@@ -208,6 +210,7 @@ class GreedyDecoder:
     def __init__(
         self, vocabulary: Vocabulary, frame_seconds: float = 0.04, confidence: Sequence[float] | None = None
     ) -> None:
+        _check_space(vocabulary)
         self.vocabulary = vocabulary
         self.frame_seconds = frame_seconds
         self.confidence = confidence
@@ -216,9 +219,11 @@ class GreedyDecoder:
         return GreedyState()
 
     def step(self, logprobs: Tensor, state: GreedyState) -> GreedyState:
-        """Consume ``(frames, vocab)`` log-probs of one stream; returns the updated state."""
-        _check_shape(logprobs, self.vocabulary)
-        best, ids = logprobs.detach().float().max(dim=-1)
+        """Consume ``(frames, vocab)`` log-probs (a tensor or a numpy array) of one stream;
+        returns the updated state. Raises ValueError for anything but log-probabilities of
+        that shape (``as_logprobs``)."""
+        logprobs = as_logprobs(logprobs, self.vocabulary)
+        best, ids = logprobs.max(dim=-1)
         state.score += float(best.sum())
         probs = best.exp().tolist()
         blank = self.vocabulary.blank
@@ -280,6 +285,41 @@ class GreedyDecoder:
 def _check_shape(logprobs: Tensor, vocabulary: Vocabulary) -> None:
     if logprobs.dim() != 2 or logprobs.shape[1] != len(vocabulary):
         raise ValueError(f"logprobs must be (frames, {len(vocabulary)}), got {tuple(logprobs.shape)}")
+
+
+def _check_space(vocabulary: Vocabulary) -> None:
+    """The decoders split words at the space token: a vocabulary without one is an error."""
+    if SPACE not in vocabulary.tokens:
+        raise ValueError(
+            "the vocabulary has no space token ' ' between words; for a model whose word "
+            "separator is another token, use Vocabulary.from_ctc(tokens, space='|')"
+        )
+
+
+#: How far above 0 a log-probability may stray by rounding (log_softmax in float16, say).
+_LOGPROB_TOLERANCE = 1e-3
+
+
+def as_logprobs(logprobs: Tensor | np.ndarray, vocabulary: Vocabulary) -> Tensor:
+    """Check CTC log-probs ``(frames, vocab)`` (a tensor or a numpy array) and return them
+    as a float32 CPU tensor. Raises ValueError for a wrong shape, NaN or +inf, and for
+    values above 0: probabilities or raw logits rather than log-probabilities (apply
+    ``log_softmax`` first). -inf (probability 0) is fine."""
+    if isinstance(logprobs, np.ndarray):
+        logprobs = torch.from_numpy(logprobs)
+    if not isinstance(logprobs, Tensor):
+        raise TypeError(f"logprobs must be a torch tensor or a numpy array, got {type(logprobs).__name__}")
+    _check_shape(logprobs, vocabulary)
+    logprobs = logprobs.detach().to("cpu", torch.float32)
+    if logprobs.numel():
+        if torch.isnan(logprobs).any():
+            raise ValueError("logprobs contain NaN")
+        if float(logprobs.max()) > _LOGPROB_TOLERANCE:
+            raise ValueError(
+                "logprobs must be log-probabilities (at most 0), got values up to "
+                f"{float(logprobs.max()):.3g}: apply log_softmax over the vocabulary first"
+            )
+    return logprobs
 
 
 def greedy_texts(logprobs: Tensor, lengths: Tensor, vocabulary: Vocabulary) -> list[str]:
@@ -435,6 +475,7 @@ class BeamSearchDecoder:
         hotwords: Mapping[str, float] | Iterable[str] | None = None,
         confidence: Sequence[float] | None = None,
     ) -> None:
+        _check_space(vocabulary)
         if beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {beam_size}")
         if not 0 <= lm_weight < math.inf:
@@ -462,6 +503,8 @@ class BeamSearchDecoder:
 
         if hotwords is None:
             hotwords = {}
+        elif isinstance(hotwords, str):  # one spec, not a sequence of letters
+            hotwords = dict([parse_hotword(hotwords)])
         elif not isinstance(hotwords, Mapping):
             hotwords = dict(parse_hotword(h) for h in hotwords)
         self.hotwords = {normalize(k): float(v) for k, v in hotwords.items() if normalize(k)}
@@ -503,9 +546,10 @@ class BeamSearchDecoder:
         return BeamState(beams=[_Beam(0, 0, None, 0.0, -math.inf, self._root)])
 
     def step(self, logprobs: Tensor, state: BeamState) -> BeamState:
-        """Consume ``(frames, vocab)`` log-probs of one stream; returns the updated state."""
-        _check_shape(logprobs, self.vocabulary)
-        rows = logprobs.detach().float().tolist()
+        """Consume ``(frames, vocab)`` log-probs (a tensor or a numpy array) of one stream;
+        returns the updated state. Raises ValueError for anything but log-probabilities of
+        that shape (``as_logprobs``)."""
+        rows = as_logprobs(logprobs, self.vocabulary).tolist()
         for i, row in enumerate(rows):
             state.beams = self._frame(row, state.frames + i, state.beams, state.cache)
         state.frames += len(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -32,21 +33,30 @@ class Scores:
 
 
 def score(refs: Sequence[str], hyps: Sequence[str]) -> Scores:
-    """Score normalised hypotheses against normalised references (empty refs are skipped)."""
-    pairs = [(normalize(r), normalize(h)) for r, h in zip(refs, hyps, strict=False)]
-    pairs = [(r, h) for r, h in pairs if r]
-    if not pairs:
+    """Score hypotheses against references (both normalised here).
+
+    An empty reference expects silence: every word said there is an insertion. Where
+    there are no reference words at all, WER and CER are ``inf`` if anything was said
+    and 0 if not.
+    """
+    r = [normalize(x) for x in refs]
+    h = [normalize(x) for x in hyps[: len(r)]]
+    if not r:
         return Scores(0, 0.0, 0.0, 0, 0, 0, 0)
-    r, h = [p[0] for p in pairs], [p[1] for p in pairs]
     words = jiwer.process_words(r, h)
+    chars = jiwer.process_characters(r, h)
+    n_words = words.substitutions + words.deletions + words.hits
+    n_chars = chars.substitutions + chars.deletions + chars.hits
+    word_errors = words.substitutions + words.deletions + words.insertions
+    char_errors = chars.substitutions + chars.deletions + chars.insertions
     return Scores(
-        utterances=len(pairs),
-        wer=words.wer,
-        cer=jiwer.cer(r, h),
+        utterances=len(r),
+        wer=word_errors / n_words if n_words else (math.inf if word_errors else 0.0),
+        cer=char_errors / n_chars if n_chars else (math.inf if char_errors else 0.0),
         substitutions=words.substitutions,
         deletions=words.deletions,
         insertions=words.insertions,
-        reference_words=sum(len(x.split()) for x in r),
+        reference_words=n_words,
     )
 
 
@@ -72,9 +82,9 @@ class Report:
         """The ``n`` utterances with the most word errors, each with its alignment text."""
         scored = []
         for row in self.rows:
-            if not row["ref"]:
+            if not (row["ref"] or row["hyp"]):
                 continue
-            out = jiwer.process_words(row["ref"], row["hyp"] or "")
+            out = jiwer.process_words(row["ref"], row["hyp"])
             errors = out.substitutions + out.deletions + out.insertions
             scored.append((errors, row, out))
         scored.sort(key=lambda x: -x[0])

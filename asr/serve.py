@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from asr.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from asr.checkpoint import Bundle
 from asr.decoding import parse_hotword
 from asr.streaming import DecoderOptions, EndpointConfig, Recognizer, Result, Stream, recommended_decoder
@@ -150,8 +151,8 @@ def parse_config(text: str | bytes, defaults: DecoderOptions) -> tuple[int, np.d
     if unknown := sorted(set(config) - known):
         raise ProtocolError(f"unknown config keys: {', '.join(unknown)}")
     rate = config.get("sample_rate")
-    if not isinstance(rate, int) or isinstance(rate, bool) or not 4000 <= rate <= 192000:
-        raise ProtocolError("sample_rate must be an integer from 4000 to 192000")
+    if not isinstance(rate, int) or isinstance(rate, bool) or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise ProtocolError(f"sample_rate must be an integer from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}")
     fmt = config.get("format", "s16le")
     if not isinstance(fmt, str) or fmt not in FORMATS:
         raise ProtocolError(f"format must be one of {', '.join(FORMATS)}")

@@ -33,6 +33,7 @@ from asr.audio import (
     as_float32,
     as_mono_float32,
     check_sample_rate,
+    from_tensor,
     load_audio,
     resample,
 )
@@ -66,7 +67,7 @@ class DecoderOptions:
     bundled with the package (none when it is absent), or None; ``lm_weight`` (alpha)
     and ``word_bonus`` (beta) weigh it. ``lexicon`` (a file of words, or the words)
     restricts the output to listed words. ``hotwords`` are "WORD", "PHRASE" or
-    "WORD:BOOST" specs. ``nbest`` > 1 asks for that many alternatives.
+    "WORD:BOOST" specs (one string is one spec). ``nbest`` > 1 asks for that many alternatives.
     """
 
     decoder: str = "greedy"
@@ -79,6 +80,8 @@ class DecoderOptions:
     nbest: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.hotwords, str):  # one spec, not a sequence of letters
+            object.__setattr__(self, "hotwords", (self.hotwords,))
         if self.decoder not in ("greedy", "beam"):
             raise ValueError(f"unknown decoder {self.decoder!r}: use 'greedy' or 'beam'")
         if self.decoder == "greedy" and (self.lexicon or self.hotwords or self.nbest > 1):
@@ -283,8 +286,7 @@ def _samples(
     the model's rate. Raises TypeError for anything else, and ValueError for a
     ``sample_rate`` given with a file that is not the file's own rate."""
     rate = bundle.features.sample_rate
-    if isinstance(audio, torch.Tensor):
-        audio = audio.detach().cpu().numpy()
+    audio = from_tensor(audio)
     if isinstance(audio, np.ndarray):
         given = SAMPLE_RATE if sample_rate is None else sample_rate
         return resample(as_mono_float32(audio), check_sample_rate(given), rate)
@@ -310,7 +312,8 @@ def _samples_kind(audio: object, sample_rate: int | None) -> None:
 
 
 def join_results(parts: Sequence[Result]) -> Result:
-    """One Result spanning consecutive utterances (empty ones are skipped)."""
+    """One Result spanning consecutive utterances (empty ones are skipped). N-best lists
+    are per utterance: a Result joining several has none."""
     spoken = [r for r in parts if r.text] or list(parts[-1:])
     if len(spoken) == 1:
         return spoken[0]
@@ -330,12 +333,19 @@ class EndpointConfig:
 
     ``silence_after_speech``: trailing silence that ends an utterance with words in it;
     ``silence_without_speech``: silence after which an utterance with no words restarts;
-    ``max_utterance``: the longest utterance, cut even mid-speech. All in seconds.
+    ``max_utterance``: the longest utterance, cut even mid-speech. All in seconds;
+    ``math.inf`` turns a rule off.
     """
 
     silence_after_speech: float = 0.8
     silence_without_speech: float = 3.0
     max_utterance: float = 20.0
+
+    def __post_init__(self) -> None:
+        for name in ("silence_after_speech", "silence_without_speech", "max_utterance"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value > 0):  # inf: never; NaN fails
+                raise ValueError(f"{name} must be a positive number of seconds (inf: never), got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -377,6 +387,8 @@ class Recognizer:
         self.endpoint = endpoint
         self.chunk_frames = chunk_frames
         self.decoder = make_decoder(self.bundle, decoder, beam_size)
+        #: Alternatives each final result lists (DecoderOptions.nbest, beam search only).
+        self.nbest = _options(decoder, beam_size, self.bundle).nbest
 
     @property
     def sample_rate(self) -> int:
@@ -467,18 +479,20 @@ class Stream:
     def accept_waveform(
         self, chunk: np.ndarray, sample_rate: int | None = None, decode: bool = True
     ) -> list[Event]:
-        """Add audio: a float32/float64 (in [-1, 1]) or int16/int32 mono array ``(samples,)``.
+        """Add audio: a float32/float64 (in [-1, 1]) or int16/int32 mono array ``(samples,)``
+        (numpy, or a torch tensor).
 
-        Audio at another ``sample_rate`` is resampled (pass the same rate for a whole
-        stream). Returns the events this audio caused. ``decode=False`` only buffers the
-        features, for ``Recognizer.decode_streams``. Raises ValueError for a wrong dtype,
-        shape, NaN or rate.
+        Audio at another ``sample_rate`` is resampled; the rate may change between chunks
+        (the resampler's tail is flushed first). Returns the events this audio caused.
+        ``decode=False`` only buffers the features, for ``Recognizer.decode_streams``.
+        Raises ValueError for a wrong dtype, shape, NaN or rate, TypeError for a list or
+        other non-array.
         """
         audio = as_float32(chunk)
         rate = self.recognizer.sample_rate
         sample_rate = rate if sample_rate is None else sample_rate
         sample_rate = check_sample_rate(sample_rate)
-        if sample_rate != rate:
+        if sample_rate != rate or self._resampler is not None:
             audio = self._resample(audio, sample_rate)
         self.samples += audio.shape[0]
         frames = self._features.accept(audio)
@@ -490,10 +504,16 @@ class Stream:
     def _resample(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         # soxr's streaming resampler keeps its filter state between chunks.
         resampler = self._resampler
+        tail = np.zeros(0, np.float32)
         if resampler is None or self._resampler_rate != sample_rate:
-            resampler = soxr.ResampleStream(sample_rate, self.recognizer.sample_rate, 1, dtype="float32")
-            self._resampler, self._resampler_rate = resampler, sample_rate
-        return resampler.resample_chunk(audio)
+            if resampler is not None:  # the rate changed: what the old filter holds comes first
+                tail = resampler.resample_chunk(tail, last=True)
+                self._resampler = resampler = None
+            if sample_rate != self.recognizer.sample_rate:
+                resampler = soxr.ResampleStream(sample_rate, self.recognizer.sample_rate, 1, dtype="float32")
+                self._resampler, self._resampler_rate = resampler, sample_rate
+        out = resampler.resample_chunk(audio) if resampler is not None else audio
+        return np.concatenate([tail, out]) if tail.size else out
 
     def result(self) -> Result:
         """The open utterance as it stands: committed words, an unstable tail, words, times."""
@@ -562,7 +582,10 @@ class Stream:
         settled = len(words) if final else decoder.settled_words(utt.decoded)
         committed = " ".join(w.word for w in words[:settled])
         unstable = " ".join(w.word for w in words[settled:])
-        return Result(committed, unstable, words, utt.decoded.frames * seconds, utt.start * seconds)
+        nbest = ()
+        if final and self.recognizer.nbest > 1 and isinstance(decoder, BeamSearchDecoder):
+            nbest = alternatives(decoder.nbest(utt.decoded, self.recognizer.nbest, utt.start * seconds))
+        return Result(committed, unstable, words, utt.decoded.frames * seconds, utt.start * seconds, nbest)
 
     def _partial_event(self) -> list[Event]:
         current = self.result()
@@ -589,8 +612,7 @@ def transcribe_stream(
     ``on_event`` sees every partial and final event as it happens. Returns one Result
     joining all the utterances, with their words in stream time.
     """
-    if isinstance(audio, torch.Tensor):
-        audio = audio.detach().cpu().numpy()
+    audio = from_tensor(audio)
     if isinstance(audio, np.ndarray):
         samples = as_mono_float32(audio)
         sample_rate = check_sample_rate(SAMPLE_RATE if sample_rate is None else sample_rate)
@@ -616,4 +638,4 @@ def transcribe_stream(
         on_event(Event("final", last))
         finals.append(last)
     joined = join_results(finals) if finals else Result("")
-    return Result(joined.text, "", joined.words, seconds)
+    return Result(joined.text, "", joined.words, seconds, nbest=joined.nbest)

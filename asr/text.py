@@ -188,3 +188,25 @@ class Vocabulary:
     @classmethod
     def from_list(cls, tokens: Sequence[str]) -> Vocabulary:
         return cls(tuple(tokens))
+
+    @classmethod
+    def from_ctc(cls, tokens: Sequence[str], blank: str | int = 0, space: str = SPACE) -> Vocabulary:
+        """The vocabulary of another CTC model, for the decoders: ``tokens`` in the order
+        of its output columns, ``blank`` the blank's token or index (it must be column 0,
+        as for wav2vec 2.0's ``<pad>``; permute the columns otherwise), ``space`` the
+        token between words (``"|"`` for wav2vec 2.0). Letters are lowercased, so that
+        the LM, lexicon and hotwords (all lowercase) match them. Raises ValueError when
+        the blank is not first, the space token is missing, or tokens collide."""
+        tokens = list(tokens)
+        index = blank if isinstance(blank, int) else (tokens.index(blank) if blank in tokens else -1)
+        if index != 0:
+            raise ValueError(
+                f"the blank {blank!r} must be the first output column (index 0), got index {index}: "
+                "reorder the log-prob columns so that it comes first"
+            )
+        if space not in tokens:
+            raise ValueError(f"the word separator {space!r} is not among the tokens")
+        mapped = [BLANK] + [SPACE if t == space else t.lower() for t in tokens[1:]]
+        if len(set(mapped)) != len(mapped):
+            raise ValueError("tokens collide once lowercased (or with the blank or space)")
+        return cls(tuple(mapped))

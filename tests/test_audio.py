@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.audio import SAMPLE_RATE, AudioError, as_float32, load_audio
+from asr.audio import (
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+    SAMPLE_RATE,
+    AudioError,
+    as_float32,
+    check_sample_rate,
+    load_audio,
+)
 
 
 def tone(rate: int, seconds: float = 1.0, channels: int = 1) -> np.ndarray:
@@ -78,6 +86,17 @@ def truncated_ogg(tmp_path: Path, subtype: str) -> Path:
     return write_bytes(tmp_path / "cut.ogg", data[: len(data) * 6 // 10])
 
 
+def wav_claiming_rate(tmp_path: Path, rate: int) -> Path:
+    """A good WAV whose header's sample rate field was overwritten: at 1 Hz its 2 s would
+    "resample" into 9 hours of audio (and all of the machine's memory)."""
+    path = tmp_path / f"rate{rate}.wav"
+    sf.write(path, tone(16000, 2.0), 16000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    assert data[24:28] == (16000).to_bytes(4, "little")  # the fmt chunk's rate, as written
+    data[24:28] = rate.to_bytes(4, "little")
+    return write_bytes(path, bytes(data))
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -94,6 +113,8 @@ def truncated_ogg(tmp_path: Path, subtype: str) -> Path:
         (lambda d: truncated_copy(d, "flac"), "not a readable audio file"),
         (lambda d: truncated_ogg(d, "VORBIS"), "truncated (the file ends inside an Ogg page)"),
         (lambda d: truncated_ogg(d, "OPUS"), "truncated (the file ends inside an Ogg page)"),
+        (lambda d: wav_claiming_rate(d, 1), "corrupt header (sample rate 1 Hz"),
+        (lambda d: wav_claiming_rate(d, 3_000_000), "corrupt header (sample rate 3000000 Hz"),
     ],
 )
 def test_bad_files_name_the_file_and_problem(tmp_path: Path, make, message: str) -> None:
@@ -128,5 +149,20 @@ def test_as_float32_checks_chunks() -> None:
         as_float32(np.zeros(5, np.uint8))
     with pytest.raises(ValueError, match="NaN"):
         as_float32(np.array([0.0, np.nan], np.float32))
-    with pytest.raises(ValueError, match="numpy array"):
+    with pytest.raises(TypeError, match="numpy array or a torch tensor"):
         as_float32([0.0, 0.1])  # type: ignore[arg-type]
+    import torch
+
+    tensor = torch.tensor([0.25, -0.5], dtype=torch.float64, requires_grad=True)
+    np.testing.assert_allclose(as_float32(tensor), [0.25, -0.5])  # detached, as float32
+    assert as_float32(tensor).dtype == np.float32
+
+
+def test_app_sample_rates_are_whole_plausible_numbers() -> None:
+    assert check_sample_rate(8000) == check_sample_rate(8000.0) == check_sample_rate(np.int64(8000)) == 8000
+    for bad in (8000.5, "16000", True, None):
+        with pytest.raises(ValueError, match="whole number of Hz"):
+            check_sample_rate(bad)
+    for bad in (1, 0, -16000, MIN_SAMPLE_RATE - 1, MAX_SAMPLE_RATE + 1):
+        with pytest.raises(ValueError, match=f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"):
+            check_sample_rate(bad)

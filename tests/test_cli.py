@@ -28,6 +28,12 @@ def test_a_bad_file_does_not_stop_the_batch(tmp_path: Path, audio: Path, tiny_mo
     text = tmp_path / "notes.mp3"
     text.write_text("not audio at all " * 50)
     missing = tmp_path / "missing.ogg"
+    # A header that claims 1 Hz would "resample" into hours of audio and all the memory.
+    slow = tmp_path / "rate1.wav"
+    sf.write(slow, np.zeros(16000, np.float32), 16000, subtype="PCM_16")
+    header = bytearray(slow.read_bytes())
+    header[24:28] = (1).to_bytes(4, "little")
+    slow.write_bytes(bytes(header))
     done = asr(
         "transcribe",
         "--model",
@@ -38,14 +44,16 @@ def test_a_bad_file_does_not_stop_the_batch(tmp_path: Path, audio: Path, tiny_mo
         str(audio),
         str(missing),
         str(text),
+        str(slow),
         str(audio),
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("asr: error:")]
-    assert len(errors) == 4
+    assert len(errors) == 5
     assert f"{empty}: empty file" in errors[0] and f"{missing}: no such file" in errors[1]
-    assert str(text) in errors[2] and "3 of 5 files failed" in errors[3]
+    assert str(text) in errors[2] and f"{slow}: corrupt header (sample rate 1 Hz" in errors[3]
+    assert "4 of 6 files failed" in errors[4]
     results = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["audio"] for r in results] == [str(audio), str(audio)]
     assert results[0]["duration"] == pytest.approx(1.5, abs=0.01)
@@ -361,6 +369,23 @@ def test_eval_says_what_it_could_not_score(tmp_path: Path, corpus: Path, tiny_mo
         done.stderr.strip().splitlines()[-1]
         == "asr: error: 2 of 2 utterances failed and are not in the scores"
     )
+    # A line without "text" expects silence; a path out of the manifest's folder (..)
+    # is grouped by the folder holding the file, and reported without the detour.
+    row = json.loads(good[0])
+    row["audio"] = f"../{corpus.parent.name}/{row.pop('audio')}"
+    del row["text"]
+    assert tmp_path.parent == corpus.parent.parent  # both in pytest's base folder
+    silent = tmp_path / "silent.jsonl"
+    silent.write_text(json.dumps(row) + "\n")
+    done = asr("eval", str(silent), "--model", str(tiny_model_file), "--json")
+    assert done.returncode == 0, done.stderr
+    assert 'note: 1 utterance has no reference words (an empty or missing "text")' in done.stderr
+    report = json.loads(done.stdout)
+    assert list(report["subsets"]) == [corpus.parent.name]
+    assert ".." not in report["utterances"][0]["audio"]
+    overall = report["overall"]
+    assert overall["utterances"] == 1 and overall["reference_words"] == 0
+    assert (overall["wer"] is None) == (overall["insertions"] > 0)  # inf is null in JSON
 
 
 @pytest.mark.parametrize(
@@ -379,12 +404,31 @@ def test_eval_says_what_it_could_not_score(tmp_path: Path, corpus: Path, tiny_mo
             "asr: error: --device and --samplerate choose a microphone",
         ),
         (["train", "--train", "m.jsonl", "--out", "r", "--lr", "inf"], "--lr: must be a positive number"),
+        (["train", "--train", "m.jsonl", "--out", "r", "--threads", "-1"], "--threads: must be 0 or more, got -1"),
+        (["train", "--train", "m", "--out", "r", "--checkpoint-every", "0"], "--checkpoint-every: must be at least 1"),
+        (["train", "--train", "m", "--out", "r", "--max-minutes", "-5"], "--max-minutes: must be a number >= 0"),
+        (["train", "--train", "m", "--out", "r", "--hidden", "0"], "--hidden: must be at least 1, got 0"),
+        (["transcribe", "--beam-size", "x", "a.wav"], "--beam-size: must be a whole number, got 'x'"),
+        (["transcribe", "--lm-weight", "abc", "a.wav"], "--lm-weight: must be a number, got 'abc'"),
+        (["transcribe", "--nbest", "3", "a.wav"], "--nbest lists alternatives of the whole file in --format json only"),
+        (["transcribe", "--nbest", "3", "--format", "json", "--stream", "a.wav"], "(--stream decodes utterance by"),
+        (["transcribe", "--bogus", "a.wav"], "asr transcribe: error: unrecognized arguments: --bogus"),
     ],
-)
-def test_out_of_range_options_are_one_line_errors(args: list[str], message: str) -> None:
-    done = asr(*args)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert message in done.stderr.strip().splitlines()[-1], done.stderr
+)  # fmt: skip
+def test_out_of_range_options_are_one_line_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from asr.cli import main
+
+    try:  # in this process: these fail before any model is read, so no need for a fresh one
+        code = main(args)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert message in err.strip().splitlines()[-1], err
+    if "unrecognized" in message:  # the subcommand's usage, not the top level's
+        assert err.startswith("usage: asr transcribe")
 
 
 def test_train_help_shows_the_model_defaults() -> None:

@@ -57,6 +57,47 @@ def test_rejects_wrong_shape() -> None:
         GreedyDecoder(VOCAB).decode(torch.zeros(5, 10))
 
 
+@pytest.mark.parametrize("decoder", [GreedyDecoder(VOCAB), BeamSearchDecoder(VOCAB)])
+def test_decoders_take_numpy_and_refuse_what_is_not_log_probs(decoder) -> None:
+    lp = logprobs_for("__hi_ _yo_")
+    assert decoder.decode(lp.numpy()).text == decoder.decode(lp).text == "hi yo"
+    lp[3, 0] = -math.inf  # probability 0 is a log-prob like any other
+    assert decoder.decode(lp).text == "hi yo"
+    nan = lp.clone()
+    nan[2, 5] = math.nan
+    with pytest.raises(ValueError, match="NaN"):
+        decoder.decode(nan)
+    with pytest.raises(ValueError, match="apply log_softmax"):
+        decoder.decode(lp.exp())  # probabilities
+    with pytest.raises(TypeError, match="torch tensor or a numpy array"):
+        decoder.decode(lp.tolist())
+
+
+def test_other_ctc_vocabularies() -> None:
+    # wav2vec 2.0's layout: <pad> is the blank (column 0), "|" separates words, capitals.
+    tokens = ["<pad>", "<s>", "</s>", "<unk>", "|", "E", "T", "A", "O", "N", "I", "H", "S"]
+    vocab = Vocabulary.from_ctc(tokens, blank="<pad>", space="|")
+    assert vocab.tokens[0] == "<blank>" and vocab.tokens[4] == " " and vocab.tokens[5] == "e"
+    rows = []
+    for ch in "__HH_I__||TH_E_SE_":
+        row = torch.full((len(tokens),), -9.0)
+        row[0 if ch == "_" else tokens.index(ch)] = 0.0
+        rows.append(row.log_softmax(-1))
+    lp = torch.stack(rows)
+    assert GreedyDecoder(vocab).decode(lp).text == "hi these"
+    assert BeamSearchDecoder(vocab, hotwords="these").decode(lp).text == "hi these"
+    with pytest.raises(ValueError, match="first output column"):
+        Vocabulary.from_ctc(["a", "<pad>", "|"], blank="<pad>", space="|")
+    with pytest.raises(ValueError, match="word separator"):
+        Vocabulary.from_ctc(["<pad>", "a"], space="|")
+    with pytest.raises(ValueError, match="collide"):
+        Vocabulary.from_ctc(["<pad>", "|", "a", "A"], space="|")
+    no_space = Vocabulary(("<blank>", "a", "b"))
+    for make in (GreedyDecoder, BeamSearchDecoder):  # said when built, not at the end of a stream
+        with pytest.raises(ValueError, match="no space token"):
+            make(no_space)
+
+
 PATH = "__th_e  _qu_iick__ brr_own _ffox __ jumps___ oo_ver   the_ lazy dog__"
 FULL = logprobs_for(PATH, 0.7)
 
@@ -357,6 +398,8 @@ def test_hotword_recovers_a_rare_word(tmp_path) -> None:
     phrase = BeamSearchDecoder(VOCAB, beam_size=8, hotwords=["zark car:3"])
     assert phrase.decode(lp).text == "the zark car"
     assert BeamSearchDecoder(VOCAB, beam_size=8, hotwords=["zark cat:3"]).decode(lp).text == "the dark car"
+    # One string is one spec, not a list of single letters to boost.
+    assert BeamSearchDecoder(VOCAB, beam_size=8, hotwords="zark car:3").decode(lp).text == "the zark car"
 
 
 def test_hotword_specs() -> None:

@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,11 @@ def test_scores_count_edits_by_hand() -> None:
     assert s.cer == pytest.approx(jiwer_cer(), rel=1e-6)
     # The shared normaliser runs first: case, punctuation and numbers do not count.
     assert score(["Turn on 2 lights."], ["turn on two lights"]).wer == 0.0
-    assert score([""], ["noise"]).utterances == 0
+    # An empty reference expects silence: what is said there counts as insertions.
+    with_silence = score(["hello world", ""], ["hello world", "noise here"])
+    assert (with_silence.utterances, with_silence.insertions, with_silence.reference_words) == (2, 2, 2)
+    assert with_silence.wer == pytest.approx(1.0)
+    assert score([""], ["noise"]).wer == math.inf and score([""], [""]).wer == 0.0
 
 
 def jiwer_cer() -> float:
@@ -55,6 +60,8 @@ def test_text_file_mode(tmp_path: Path) -> None:
     hyp.write_text("one line\n")
     done = eval_files(ref, hyp)
     assert done.returncode == 2 and "has 2 lines but" in done.stderr
+    done = eval_files(ref, hyp, str(tmp_path / "m.jsonl"))  # a manifest as well: which one?
+    assert done.returncode == 2 and "not both" in done.stderr
 
 
 def test_stream_figures_on_a_constructed_stream() -> None:

@@ -207,7 +207,9 @@ class Hangs(torch.utils.data.Dataset):
         return 2
     def __getitem__(self, index):
         if index:
-            open(sys.argv[1], "w").write(str(os.getpid()))
+            with open(sys.argv[1] + ".tmp", "w") as f:
+                f.write(str(os.getpid()))
+            os.replace(sys.argv[1] + ".tmp", sys.argv[1])  # seen whole or not at all
             time.sleep(600)  # a loader stuck mid-item
         return index
 loader = iter(torch.utils.data.DataLoader(Hangs(), num_workers=1, worker_init_fn=_ignore_stop_signals, batch_size=None))

@@ -99,10 +99,14 @@ def test_config_chooses_rate_format_and_decoder(bundle: Bundle, clips: list[np.n
         mono = await stream_audio(url, audio, 16000)
         pcm = (audio * 32767).astype(np.int16)
         int16 = [await stream_audio(url, x, 16000) for x in (pcm, pcm[:, None], np.stack([pcm, pcm], axis=1))]
-        return resampled, beam, stereo, mono, int16
+        f32 = await stream_audio(url, audio, 16000, config={"format": "f32le"})
+        return resampled, beam, stereo, mono, int16, f32
 
     with running(bundle) as (_, url):
-        resampled, beam, stereo, mono, int16 = asyncio.run(go(url))
+        resampled, beam, stereo, mono, int16, f32 = asyncio.run(go(url))
+    # float32 goes as float32 when the config says so (the server reads what it was told)
+    assert f32.error == "" and f32.audio_seconds == pytest.approx(len(audio) / 16000, abs=1e-3)
+    assert f32.text == transcribe(audio, bundle).text  # the server's decoder: the model's choice
     assert resampled.error == "" and resampled.text  # resampled by the server, still words
     assert stereo.error == "" and stereo.text == mono.text  # (samples, channels) is averaged
     assert int16[0].text and int16[0].text == int16[1].text == int16[2].text  # int16 sent exactly

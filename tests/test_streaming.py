@@ -149,12 +149,61 @@ def test_committed_text_never_changes() -> None:
         (np.array([0.0, np.nan], np.float32), 16000, "NaN"),
         (np.zeros(10, np.float32), 0, "sample_rate"),
         (np.zeros(10, np.float32), 16000.5, "sample_rate"),
-        ([0.0, 0.1], 16000, "numpy array"),
+        (np.zeros(10, np.float32), 1, "sample_rate must be 4000-768000 Hz"),
     ],
 )
 def test_bad_chunks_raise_value_error(chunk, rate, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Recognizer(BUNDLE).stream().accept_waveform(chunk, rate)
+
+
+def test_chunks_may_be_tensors_and_other_types_are_type_errors() -> None:
+    as_tensor = feed(Recognizer(BUNDLE, CUT).stream(), torch.from_numpy(AUDIO), [])
+    assert [r.text for r in as_tensor] == [r.text for r in WHOLE]
+    with pytest.raises(TypeError, match="numpy array or a torch tensor"):
+        Recognizer(BUNDLE).stream().accept_waveform([0.0, 0.1], 16000)  # type: ignore[arg-type]
+    stream = Recognizer(BUNDLE).stream()
+    stream.accept_waveform(AUDIO[:1600], 16000.0)  # a whole number of Hz as a float
+
+
+def test_a_rate_change_mid_stream_loses_no_audio() -> None:
+    from asr.audio import resample
+
+    # 1 s at 8 kHz, 1 s at 16 kHz, 1 s at 8 kHz again: 3 s of stream, none of it dropped
+    # in the resampler's filter when the rate changes.
+    stream = Recognizer(BUNDLE, EndpointConfig(max_utterance=100)).stream()
+    low = resample(AUDIO[:16000], 16000, 8000)
+    stream.accept_waveform(low, 8000)
+    stream.accept_waveform(AUDIO[16000:32000], 16000)
+    stream.accept_waveform(resample(AUDIO[32000:], 16000, 8000), 8000)
+    assert stream.finish().duration == pytest.approx(3.0, abs=0.01)
+    assert stream.samples == 0  # reset by finish
+    stream.accept_waveform(low, 8000)
+    stream.accept_waveform(AUDIO[16000:17600], 16000)
+    assert stream.samples == pytest.approx(17600, abs=2)
+
+
+def test_endpoint_rules_must_be_positive() -> None:
+    import math
+
+    EndpointConfig(max_utterance=math.inf)  # a rule turned off
+    for bad in (0, -1, math.nan, "1"):
+        with pytest.raises(ValueError, match="positive number of seconds"):
+            EndpointConfig(silence_after_speech=bad)  # type: ignore[arg-type]
+
+
+def test_finals_carry_their_nbest_lists() -> None:
+    from asr.streaming import DecoderOptions
+
+    rec = Recognizer(BUNDLE, CUT, decoder=DecoderOptions("beam", lm=None, nbest=3))
+    finals = feed(rec.stream(), AUDIO, [4000])
+    for result in finals:
+        assert 1 <= len(result.nbest) <= 3 and result.nbest[0][0] == result.text
+        assert sum(p for _, p in result.nbest) == pytest.approx(1.0, abs=1e-3)
+    plain = feed(Recognizer(BUNDLE, CUT, decoder="beam").stream(), AUDIO, [4000])
+    assert all(r.nbest == () for r in plain)
+    # A string of hotwords is one hotword, not a sequence of letters.
+    assert DecoderOptions("beam", hotwords="door:2").hotwords == ("door:2",)
 
 
 def test_other_sample_rates_are_resampled() -> None:
