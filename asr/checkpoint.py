@@ -150,6 +150,12 @@ def save_model(bundle: Bundle, path: str | os.PathLike[str], half: bool = False)
     atomic_save(model_dict(bundle, half), path)
 
 
+def is_checkpoint(obj: dict[str, Any]) -> bool:
+    """Whether a loaded file is a training checkpoint (``last.pt``: the model plus the
+    optimizer, step and settings to resume from) rather than a model file."""
+    return isinstance(obj.get("model"), dict) and "optimizer" in obj and "config" in obj
+
+
 def bundle_from_dict(obj: dict[str, Any], path: str = "") -> Bundle:
     """Rebuild a Bundle from a model dict (or a training checkpoint holding one)."""
     if obj.get("format") != FORMAT:

@@ -7,11 +7,13 @@ stderr), 2 for usage errors (bad options, a model that cannot be loaded).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -144,6 +146,25 @@ def _add_decoder_args(p: argparse.ArgumentParser, nbest: bool = True) -> None:
         p.set_defaults(nbest=1)
 
 
+@contextlib.contextmanager
+def _input(path: str) -> Iterator[str]:
+    """``path`` itself, or for ``-`` a temporary file holding standard input (any format
+    libsndfile reads, as from ``sox in.wav -t flac - | asr transcribe -``); errors name it ``-``."""
+    if path != "-":
+        yield path
+        return
+    from asr.audio import AudioError
+
+    data = sys.stdin.buffer.read()
+    with tempfile.TemporaryDirectory(prefix="asr-stdin-") as folder:
+        held = os.path.join(folder, "stdin")
+        Path(held).write_bytes(data)
+        try:
+            yield held
+        except AudioError as e:
+            raise AudioError(str(e).replace(held, "-")) from None
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from asr.audio import AudioError
     from asr.streaming import make_decoder, transcribe
@@ -178,25 +199,30 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         os.makedirs(args.output_dir, exist_ok=True)
     failed = 0
     written: set[Path] = set()
+    if args.files.count("-") > 1:
+        _error("- (standard input) can be read once")
+        return EXIT_USAGE
     for path in args.files:
         try:
-            if args.stream:
-                if len(args.files) > 1:
-                    view.prefix = f"{path}: "  # as in the batch output: each line names its file
-                result = transcribe_stream(path, recognizer, view.event)
-            else:
-                result = transcribe(path, bundle, decoder=options)
+            with _input(path) as source:
+                if args.stream:
+                    if len(args.files) > 1:
+                        view.prefix = f"{path}: "  # as in the batch output: each line names its file
+                    result = transcribe_stream(source, recognizer, view.event)
+                else:
+                    result = transcribe(source, bundle, decoder=options)
         except AudioError as e:
             _error(str(e))
             failed += 1
             continue
         text = write(Transcript(path, result.text, result.words, result.duration, result.nbest))
         if args.output_dir:
-            target = _unique(Path(args.output_dir), Path(path).stem, args.format, written)
+            stem = "stdin" if path == "-" else Path(path).stem
+            target = _unique(Path(args.output_dir), stem, args.format, written)
             target.write_text(text, encoding="utf-8")
-            if target.stem != Path(path).stem:
+            if target.stem != stem:
                 print(
-                    f"{path}: written to {target} (an earlier input took {Path(path).stem}.{args.format})",
+                    f"{path}: written to {target} (an earlier input took {stem}.{args.format})",
                     file=sys.stderr,
                 )
         elif args.stream and args.format == "txt":
@@ -264,7 +290,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         init=args.init or "",
     )
     try:
-        bundle = train(config, resume=args.resume, log=lambda m: print(m, flush=True))
+        bundle = train(
+            config, resume=args.resume, log=lambda m: print(m, flush=True), given=_given(args.argv)
+        )
     except (ManifestError, ModelFileError) as e:
         _error(str(e))
         return EXIT_USAGE
@@ -275,6 +303,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for the run
         print(f"best model: {bundle.path} (dev CER {bundle.metadata.get('dev_cer', 'n/a')})")
     return EXIT_OK
+
+
+#: asr train's flags that set a TrainConfig field of another name.
+_TRAIN_FIELDS = {"no_augment": "augment", "shuffle_first_epoch": "sorted_first_epoch"}
+
+
+def _given(argv: Sequence[str]) -> set[str]:
+    """The TrainConfig fields that ``asr train``'s command line set explicitly (however
+    spelled: ``--lr=1e-4``, an abbreviation), found by parsing it again with no defaults."""
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in subparsers.choices["train"]._actions:
+        action.default = argparse.SUPPRESS
+    given = vars(parser.parse_known_args(argv)[0])
+    return {_TRAIN_FIELDS.get(name, name) for name in given}
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -438,7 +481,7 @@ def _eval_text_files(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     s = score(refs, hyps)
     if args.json:
-        print(json.dumps(asdict(s), indent=2))
+        print(json.dumps(_finite(asdict(s)), indent=2))
     else:
         print(f"WER {s.wer:.4f}  CER {s.cer:.4f}  S/D/I {s.substitutions}/{s.deletions}/{s.insertions}")
     return EXIT_OK
@@ -533,6 +576,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from asr import export
 
     bundle = _load(args.model, args.int8 or args.format == "int8")
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)  # as --output-dir does
     if args.format == "int8":
         export.save_int8(bundle, args.output)
     elif args.format == "torchscript":
@@ -577,7 +621,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("transcribe", help="transcribe audio files (wav, flac, ogg, mp3)")
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files: wav, flac, ogg, mp3; any rate")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="audio files: wav, flac, ogg, mp3; any rate; - reads standard input",
+    )
     _add_model_args(p)
     _add_decoder_args(p)
     p.add_argument(
@@ -841,7 +890,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from asr.checkpoint import ModelFileError
 
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, unknown = parser.parse_known_args(argv)
+    args.argv = argv
     if unknown:  # the subcommand's usage and name, not the top level's
         subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -68,7 +68,7 @@ def read_manifest(path: str | os.PathLike[str], weight: int = 1) -> list[Utteran
                             text=normalize(row.get("text", "")),
                             duration=_header_duration(full) if duration is None else float(duration),
                             speaker=str(row.get("speaker", "")),
-                            subset=_subset(audio),
+                            subset=_subset(audio, full),
                         )
                     )
                 except (json.JSONDecodeError, TypeError, ValueError) as e:
@@ -91,13 +91,13 @@ def _header_duration(audio: str) -> float:
     return info.frames / info.samplerate
 
 
-def _subset(audio: str) -> str:
+def _subset(audio: str, full: str) -> str:
     """The first folder of a relative audio path inside the manifest's folder; for an
     absolute path, or one that leaves that folder (``../x/a.wav``), the folder holding
-    the file."""
+    the file (``full``: its normalised absolute path)."""
     path = os.path.normpath(audio)
     if os.path.isabs(path) or path.split(os.sep, 1)[0] == os.pardir:
-        return os.path.basename(os.path.dirname(path))
+        return os.path.basename(os.path.dirname(full))
     return path.split(os.sep, 1)[0] if os.sep in path else ""
 
 

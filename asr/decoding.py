@@ -305,8 +305,8 @@ def as_logprobs(logprobs: Tensor | np.ndarray, vocabulary: Vocabulary) -> Tensor
     as a float32 CPU tensor. Raises ValueError for a wrong shape, NaN or +inf, and for
     values above 0: probabilities or raw logits rather than log-probabilities (apply
     ``log_softmax`` first). -inf (probability 0) is fine."""
-    if isinstance(logprobs, np.ndarray):
-        logprobs = torch.from_numpy(logprobs)
+    if isinstance(logprobs, np.ndarray):  # a copy: read-only and big-endian arrays too
+        logprobs = torch.tensor(np.asarray(logprobs, dtype=np.float32))
     if not isinstance(logprobs, Tensor):
         raise TypeError(f"logprobs must be a torch tensor or a numpy array, got {type(logprobs).__name__}")
     _check_shape(logprobs, vocabulary)

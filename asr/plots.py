@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import jiwer
@@ -32,8 +33,12 @@ def write_plots(report: Report, folder: str, latencies: dict[str, list[float]] |
     names = [name or "-" for name in report.subsets] + ["all"]
     wers = [s.wer for s in report.subsets.values()] + [report.overall.wer]
     fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(names)), 3.5))
-    bars = ax.bar(names, [100 * w for w in wers], color=["#4c72b0"] * (len(names) - 1) + ["#dd8452"])
-    ax.bar_label(bars, labels=[f"{100 * w:.1f}" for w in wers], padding=2, fontsize=8)
+    # A subset with no reference words has no WER to draw (inf when words were said there).
+    heights = [100 * w if math.isfinite(w) else 0.0 for w in wers]
+    bars = ax.bar(names, heights, color=["#4c72b0"] * (len(names) - 1) + ["#dd8452"])
+    ax.bar_label(
+        bars, labels=[f"{100 * w:.1f}" if math.isfinite(w) else "n/a" for w in wers], padding=2, fontsize=8
+    )
     ax.set_ylabel("WER (%)")
     ax.set_title("Word error rate by subset")
     ax.tick_params(axis="x", labelrotation=20)

@@ -42,7 +42,7 @@ def librispeech(folder: str | os.PathLike[str]) -> Iterator[Entry]:
     beside ``SPEAKER-CHAPTER-UTT.flac``); ``folder`` may hold one subset or several."""
     root = Path(folder)
     if not root.is_dir():
-        raise ValueError(f"{folder}: no such folder")
+        raise ValueError(f"{folder}: " + ("not a folder" if root.exists() else "no such folder"))
     transcripts = sorted(root.rglob("*.trans.txt"))
     if not transcripts:
         raise ValueError(f"{folder}: no LibriSpeech transcripts (*.trans.txt) below this folder")
@@ -51,7 +51,11 @@ def librispeech(folder: str | os.PathLike[str]) -> Iterator[Entry]:
 
 def _librispeech(transcripts: list[Path]) -> Iterator[Entry]:
     for trans in transcripts:
-        for line in trans.read_text(encoding="utf-8").splitlines():
+        try:
+            lines = trans.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise ValueError(f"{trans}: not UTF-8 text") from None
+        for line in lines:
             if not line.strip():
                 continue
             utt_id, _, text = line.strip().partition(" ")
@@ -81,8 +85,11 @@ def csv_corpus(
     """Entries of a CSV or TSV file with a header (the delimiter is detected); relative
     audio paths are taken from ``root`` (default: the file's folder)."""
     base = Path(root) if root else Path(path).parent
-    with open(path, encoding="utf-8", newline="") as f:
-        sample = f.read(4096)
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            sample = f.read(4096)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
     try:
         delimiter = csv.Sniffer().sniff(sample, delimiters=",\t;|").delimiter
     except csv.Error:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -344,7 +345,7 @@ class EndpointConfig:
     def __post_init__(self) -> None:
         for name in ("silence_after_speech", "silence_without_speech", "max_utterance"):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and value > 0):  # inf: never; NaN fails
+            if isinstance(value, bool) or not (isinstance(value, numbers.Real) and value > 0):  # inf: never
                 raise ValueError(f"{name} must be a positive number of seconds (inf: never), got {value!r}")
 
 

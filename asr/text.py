@@ -58,6 +58,12 @@ _CURRENCY = {"$": "dollars", "£": "pounds", "€": "euros"}
 _DIGIT_RUN = 16
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'", "\u02bc": "'"})
+#: Latin letters that Unicode does not decompose into a-z plus accents, spelled as English
+#: text spells them ("Straße" -> "strasse", "Æsop" -> "aesop").
+_LIGATURES = str.maketrans(
+    {"ß": "ss", "ẞ": "ss", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ø": "o", "Ø": "o",
+     "đ": "d", "Đ": "d", "ł": "l", "Ł": "l", "þ": "th", "Þ": "th", "ð": "d", "Ð": "d", "ı": "i"}
+)  # fmt: skip
 _NUMBER = re.compile(
     r"(?P<cur>[$£€])?(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?(?P<ord>st|nd|rd|th)?"
     r"(?P<pct>%)?"
@@ -130,12 +136,12 @@ def _spell_number(match: re.Match[str]) -> str:
 def normalize(text: str) -> str:
     """Normalise text to the form the models are trained on.
 
-    Lowercase, accents stripped, numbers spelled out ("3rd" -> "third", "1984" -> "nineteen
+    Lowercase, accents stripped ("ß" and "æ" spelled "ss" and "ae"), numbers spelled out ("3rd" -> "third", "1984" -> "nineteen
     eighty four", "2.5" -> "two point five"), punctuation removed, apostrophes kept
     inside words, whitespace collapsed. The result only holds ``a-z``, ``'`` and single
     spaces.
     """
-    text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES))
+    text = unicodedata.normalize("NFKD", text.translate(_APOSTROPHES).translate(_LIGATURES))
     text = "".join(c for c in text if not unicodedata.combining(c))
     for symbol, spoken in _SYMBOLS.items():
         text = text.replace(symbol, spoken)

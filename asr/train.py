@@ -14,6 +14,7 @@ import csv
 import ctypes
 import datetime
 import glob
+import itertools
 import math
 import os
 import random
@@ -21,17 +22,26 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import jiwer
 import torch
 from tqdm import tqdm
 
+from asr.audio import HOP_LENGTH, SAMPLE_RATE
 from asr.augment import AugmentConfig, WaveAugment, spec_augment
-from asr.checkpoint import Bundle, atomic_save, bundle_from_dict, model_dict, safe_load, save_model
+from asr.checkpoint import (
+    Bundle,
+    ModelFileError,
+    atomic_save,
+    bundle_from_dict,
+    is_checkpoint,
+    model_dict,
+    safe_load,
+    save_model,
+)
 from asr.data import (
     Batch,
     BucketBatchSampler,
@@ -43,6 +53,7 @@ from asr.data import (
     total_hours,
 )
 from asr.decoding import greedy_texts
+from asr.evaluate import score
 from asr.features import FeatureConfig
 from asr.model import AcousticModel, ModelConfig
 from asr.text import Vocabulary
@@ -187,7 +198,8 @@ def dev_batches_of(
 def evaluate(
     model: AcousticModel, batches: list, vocabulary: Vocabulary, device: torch.device
 ) -> dict[str, float]:
-    """Greedy CER and WER (jiwer) and mean CTC loss over prepared dev batches."""
+    """Greedy CER and WER (``asr.evaluate.score``, as ``asr eval`` scores) and mean CTC
+    loss over prepared dev batches."""
     was_training = model.training
     model.eval()
     refs, hyps, losses = [], [], []
@@ -197,13 +209,9 @@ def evaluate(
         hyps += greedy_texts(logprobs.cpu(), lengths.cpu(), vocabulary)
         refs += batch.texts
     model.train(was_training)
-    pairs = [(r, h) for r, h in zip(refs, hyps, strict=False) if r]
-    refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
-    return {
-        "dev_loss": sum(losses) / max(1, len(losses)),
-        "dev_cer": jiwer.cer(refs, hyps) if refs else 0.0,
-        "dev_wer": jiwer.wer(refs, hyps) if refs else 0.0,
-    }
+    # The rule asr eval scores by: words said where a reference is empty are insertions.
+    scores = score(refs, hyps)
+    return {"dev_loss": sum(losses) / max(1, len(losses)), "dev_cer": scores.cer, "dev_wer": scores.wer}
 
 
 class WeightAverage:
@@ -274,6 +282,8 @@ def _manifests(specs: list[str]) -> list:
         path, _, weight = spec.rpartition(":")
         if not weight.isdigit() or not path:
             path, weight = spec, "1"
+        if int(weight) < 1:
+            raise ManifestError(f"{spec}: the weight after ':' repeats the manifest, so it must be 1 or more")
         rows = read_manifest(path, int(weight))
         # A line without a duration whose audio could not be read has duration 0.
         readable = [u for u in rows if u.duration > 0]
@@ -284,8 +294,44 @@ def _manifests(specs: list[str]) -> list:
             print(
                 f"warning: {path}: {len(rows) - len(readable)} unreadable audio files skipped (first: {bad})"
             )
-        utterances += readable
+        # Each distinct line once (a weight repeats them), for the checks and the counts.
+        distinct = list({(u.audio, u.text): u for u in readable}.values())
+        unfit = {(u.audio, u.text) for u in distinct if not _fits(u)}
+        for message in _unteachable(distinct, unfit, path):
+            print(f"warning: {message}")
+        fitting = [u for u in readable if (u.audio, u.text) not in unfit]
+        if not fitting:
+            raise ManifestError(f"{path}: no utterance whose text fits its audio")
+        utterances += fitting
     return utterances
+
+
+def _fits(utt) -> bool:
+    """Whether CTC can align the text to the audio at all: each character needs an output
+    frame (40 ms), and a doubled letter a blank frame between its two."""
+    text = utt.text
+    needed = len(text) + sum(1 for a, b in itertools.pairwise(text) if a == b)
+    feature_frames = 1 + int(utt.duration * SAMPLE_RATE) // HOP_LENGTH
+    return needed <= -(-feature_frames // 4)  # the model's output frames: ceil(frames / 4)
+
+
+def _unteachable(utterances: list, unfit: set, path: str) -> list[str]:
+    """Warnings for utterances that cannot teach what their manifest means them to;
+    ``unfit`` holds the (audio, text) of those whose text cannot fit the audio."""
+    messages = []
+    long = [u for u in utterances if (u.audio, u.text) in unfit]
+    if long:
+        messages.append(
+            f"{path}: {len(long)} utterances have more text than their audio can hold "
+            f"(a character per 40 ms) and are skipped (first: {long[0].audio}); wrong transcript or audio?"
+        )
+    empty = [u for u in utterances if not u.text]
+    if empty:
+        messages.append(
+            f'{path}: {len(empty)} utterances have no text after normalising (a missing or empty "text", '
+            f"or no English letters; first: {empty[0].audio}): they teach the model to say nothing there"
+        )
+    return messages
 
 
 class _AugmentedDataset(SpeechDataset):
@@ -368,8 +414,17 @@ def _tensorboard(out: str):
     return SummaryWriter(os.path.join(out, "tensorboard"))
 
 
-def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> Bundle:
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    given: Collection[str] | None = None,
+) -> Bundle:
     """Run (or resume) training; returns the best model by dev CER.
+
+    A resumed run keeps its schedule, batches and seed (``RESUMED_SETTINGS``) and raises
+    ValueError where the caller asks for other ones: those in ``given`` (the fields the
+    caller set explicitly; None: those that differ from TrainConfig's defaults).
 
     Under torchrun (``WORLD_SIZE`` > 1) each process trains on its share of every global
     batch of ``batch_seconds``, gradients are averaged by DistributedDataParallel (NCCL on
@@ -379,15 +434,74 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     raises TrainingInterrupted (a KeyboardInterrupt); a second one stops at once.
     """
     with _StopRequests() as stop_requests:
-        return _train(config, resume, log, stop_requests)
+        return _train(config, resume, log, stop_requests, given)
+
+
+#: Settings a resumed run takes from its checkpoint (its schedule, batches and data
+#: order), with the flag that sets each; asking for another value is an error.
+RESUMED_SETTINGS = {
+    "lr": "--lr",
+    "warmup_steps": "--warmup-steps",
+    "batch_seconds": "--batch-seconds",
+    "accumulate": "--accumulate",
+    "augment": "--no-augment",
+    "sorted_first_epoch": "--shuffle-first-epoch",
+    "seed": "--seed",
+    "weight_decay": "weight_decay",
+}
+
+
+def _device(config: TrainConfig) -> torch.device:
+    """The device ``config.device`` names (``auto``: CUDA when there is one); ValueError
+    for a name torch does not know, another kind than CPU or CUDA, or CUDA without a GPU,
+    and for ``--amp fp16`` off CUDA."""
+    name = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(
+            f"--device {config.device}: not a device name (auto, cpu, cuda, cuda:1, ...)"
+        ) from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {config.device}: training runs on cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {config.device}: CUDA is not available on this machine")
+    if config.amp == "fp16" and device.type != "cuda":
+        raise ValueError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
+    return device
+
+
+def _check_resumed_settings(
+    saved: dict, config: TrainConfig, given: Collection[str] | None, out: str
+) -> None:
+    """Raise ValueError where the caller asked a resumed run for another schedule than its
+    own. ``given``: the settings the caller set explicitly (None: those that differ from
+    TrainConfig's defaults)."""
+    defaults = TrainConfig(train="", out="")
+    for name, flag in RESUMED_SETTINGS.items():
+        asked = getattr(config, name)
+        explicit = name in given if given is not None else asked != getattr(defaults, name)
+        if explicit and name in saved and asked != saved[name]:
+            shown = {"augment": "augmentation", "sorted_first_epoch": "first-epoch order"}.get(name, flag)
+            raise ValueError(
+                f"{shown}: a resumed run keeps its own setting ({saved[name]!r}, not {asked!r}); to go on "
+                f"with other settings, start a new run from its weights: --init {os.path.join(out, 'last.pt')} "
+                "--out NEW_FOLDER"
+            )
 
 
 def _train(
-    config: TrainConfig, resume: bool, log: Callable[[str], None], stop_requests: _StopRequests
+    config: TrainConfig,
+    resume: bool,
+    log: Callable[[str], None],
+    stop_requests: _StopRequests,
+    given: Collection[str] | None = None,
 ) -> Bundle:
     if config.ema:
         WeightAverage.check(config.ema)  # before any time goes into loading data
     rank, world, rank_device = _init_distributed(config)
+    if rank_device is None:
+        _device(config)  # a bad --device or --amp is refused before the folder is made
     if rank:
         log = lambda message: None  # noqa: E731
     last_path = os.path.join(config.out, "last.pt")
@@ -406,9 +520,15 @@ def _train(
     checkpoint = safe_load(last_path) if resume and os.path.exists(last_path) else None
     if resume and checkpoint is None:
         log(f"no checkpoint in {config.out}; starting a new run")
+    if checkpoint is not None and not is_checkpoint(checkpoint):
+        raise ModelFileError(
+            f"{last_path}: a model file, not a training checkpoint (no optimizer or step to resume "
+            f"from); start a new run from its weights with --init {last_path} --out NEW_FOLDER"
+        )
     requested = dict(config.model)  # the caller's flags; a resumed run's config replaces them
     if checkpoint is not None:
         saved = checkpoint["config"]
+        _check_resumed_settings(saved, config, given, config.out)
         # The run's shape (model, schedule, batches, seed) comes from the checkpoint; where
         # the data and the run live and how long this session may go come from the caller.
         keep = {
@@ -430,11 +550,7 @@ def _train(
         config = TrainConfig(**{**saved, **{k: getattr(config, k) for k in keep}})
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = rank_device or torch.device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
-    )
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {config.device}: CUDA is not available on this machine")
+    device = rank_device or _device(config)
     random.seed(config.seed)
     torch.manual_seed(config.seed)
 
@@ -491,17 +607,19 @@ def _train(
     steps_per_epoch = len(sampler.batches(0))  # batches (micro-batches with --accumulate)
     total_steps = config.max_steps or math.ceil(steps_per_epoch / config.accumulate) * config.epochs
     amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[config.amp]
-    if amp_dtype is torch.float16 and device.type != "cuda":
-        raise ValueError("--amp fp16 needs a CUDA device; use --amp bf16 on the CPU")
     # Loss scaling keeps small float16 gradients from underflowing; bf16 needs none.
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
     step, epoch, start_batch, best_cer = 0, 0, 0, math.inf
+    # What dev evaluation last scored: (step, dev manifest, weight average); a resumed run
+    # with another --dev or --ema scores its step again.
+    evaluated: tuple = ()
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         if checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
         step, epoch, start_batch = checkpoint["step"], checkpoint["epoch"], checkpoint["batch"]
         best_cer = checkpoint["best_cer"]
+        evaluated = tuple(checkpoint.get("evaluated") or ())
         if average is not None:
             if checkpoint.get("ema"):
                 average.load_state_dict(checkpoint["ema"])
@@ -554,14 +672,18 @@ def _train(
                 "rng": rng,
                 "rng_ranks": rngs,
                 "ema": average.state_dict() if average is not None else None,
+                "evaluated": list(evaluated),
             },
             last_path,
         )
 
     def run_eval(epoch_: float) -> None:
-        nonlocal best_cer
-        if not dev_batches or rank:
+        nonlocal best_cer, evaluated
+        # Once per step: a resumed run that takes no step (its limit already reached, or
+        # at the end of an epoch) does not score the same weights again.
+        if not dev_batches or rank or evaluated == (step, config.dev, config.ema):
             return
+        evaluated = (step, config.dev, config.ema)
         metrics = evaluate(shipped.model, dev_batches, vocabulary, device)
         if board is not None:
             for name, number in metrics.items():
@@ -580,7 +702,7 @@ def _train(
                     round(time.time()),
                     step,
                     round(epoch_, 3),
-                    round(running, 4),
+                    "" if first_step else round(running, 4),  # no step yet in this session
                     round(metrics["dev_loss"], 4),
                     round(metrics["dev_cer"], 4),
                     round(metrics["dev_wer"], 4),
@@ -739,7 +861,7 @@ def _train(
         if not (config.eval_every and step % config.eval_every == 0):
             run_eval(float(epoch))
         save(epoch, 0)
-        log(f"epoch {epoch} done: step {step}, train loss {running:.3f}")
+        log(f"epoch {epoch} done: step {step}" + ("" if first_step else f", train loss {running:.3f}"))
     if not rank and not os.path.exists(best_path):
         save_model(shipped, best_path)  # before close(): the other ranks then read it
     close(check_replicas=True)

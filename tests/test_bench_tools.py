@@ -120,14 +120,19 @@ def test_confidence_calibration_pieces() -> None:
     assert (a, b, c) == pytest.approx((2.0, -1.0, 0.5), abs=0.25)
 
 
-def test_calibrate_confidence_writes_the_model(corpus: Path, tiny_model_file: Path, tmp_path: Path) -> None:
-    from asr.checkpoint import load_model
+def test_calibrate_confidence_writes_the_model(corpus: Path, tmp_path: Path) -> None:
+    from asr.checkpoint import atomic_save, default_model_path, load_model, safe_load
     from asr.streaming import make_decoder
+
+    # A model that gets some of the corpus's words right and some wrong (an untrained
+    # one gets all wrong, which says nothing about confidence: the tool refuses that).
+    model_file = tmp_path / "model.pt"
+    model_file.write_bytes(default_model_path().read_bytes())
 
     done = subprocess.run(
         [
             sys.executable, str(ROOT / "tools" / "calibrate_confidence.py"), "--manifest", str(corpus),
-            "--model", str(tiny_model_file), "--write", "--json", str(tmp_path / "c.json"),
+            "--model", str(model_file), "--write", "--json", str(tmp_path / "c.json"),
         ],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -135,20 +140,25 @@ def test_calibrate_confidence_writes_the_model(corpus: Path, tiny_model_file: Pa
     report = json.loads((tmp_path / "c.json").read_text())
     weights = report["calibration"]
     assert len(weights) == 3 and report["words"] > 0
-    bundle = load_model(tiny_model_file)
+    bundle = load_model(model_file)
     assert bundle.metadata["confidence"] == weights
     assert list(make_decoder(bundle, "greedy").confidence) == weights
-    # The beam search gets its own calibration, fitted on its own output; the greedy one stays.
+    # The beam search gets its own calibration, fitted on its own output; the greedy one
+    # stays. Written into a training checkpoint (last.pt), it leaves the run resumable.
+    last = tmp_path / "last.pt"
+    atomic_save({"model": safe_load(model_file), "optimizer": {"state": {}}, "config": {}, "step": 7}, last)
     done = subprocess.run(
         [
             sys.executable, str(ROOT / "tools" / "calibrate_confidence.py"), "--manifest", str(corpus),
-            "--model", str(tiny_model_file), "--decoder", "beam", "--write", "--json", str(tmp_path / "b.json"),
+            "--model", str(last), "--decoder", "beam", "--write", "--json", str(tmp_path / "b.json"),
         ],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     beam_weights = json.loads((tmp_path / "b.json").read_text())["calibration"]
-    bundle = load_model(tiny_model_file)
+    stored = safe_load(last)
+    assert stored["step"] == 7 and stored["optimizer"] == {"state": {}}  # still a checkpoint
+    bundle = load_model(last)
     assert bundle.metadata["confidence"] == weights and bundle.metadata["confidence_beam"] == beam_weights
     assert list(make_decoder(bundle, "beam").confidence) == beam_weights
     assert list(make_decoder(bundle, "greedy").confidence) == weights

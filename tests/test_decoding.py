@@ -61,6 +61,9 @@ def test_rejects_wrong_shape() -> None:
 def test_decoders_take_numpy_and_refuse_what_is_not_log_probs(decoder) -> None:
     lp = logprobs_for("__hi_ _yo_")
     assert decoder.decode(lp.numpy()).text == decoder.decode(lp).text == "hi yo"
+    frozen = lp.numpy().astype(">f8")  # big-endian, read-only: as from np.load or frombuffer
+    frozen.flags.writeable = False
+    assert decoder.decode(frozen).text == "hi yo"
     lp[3, 0] = -math.inf  # probability 0 is a log-prob like any other
     assert decoder.decode(lp).text == "hi yo"
     nan = lp.clone()

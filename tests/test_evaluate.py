@@ -62,6 +62,13 @@ def test_text_file_mode(tmp_path: Path) -> None:
     assert done.returncode == 2 and "has 2 lines but" in done.stderr
     done = eval_files(ref, hyp, str(tmp_path / "m.jsonl"))  # a manifest as well: which one?
     assert done.returncode == 2 and "not both" in done.stderr
+    # Words said where no words were expected: no rate to give (inf), null in JSON.
+    ref.write_text("\n")
+    hyp.write_text("noise here\n")
+    done = eval_files(ref, hyp, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["wer"] is None and report["insertions"] == 2 and report["reference_words"] == 0
 
 
 def test_stream_figures_on_a_constructed_stream() -> None:

@@ -218,7 +218,7 @@ def test_cli_transcribe_with_a_torchscript_model_is_one_line(tmp_path: Path, tin
             "--format",
             "torchscript",
             "-o",
-            str(tmp_path / "m.ts"),
+            str(tmp_path / "new" / "m.ts"),  # a folder that does not exist yet is made
         ],
         capture_output=True,
         text=True,
@@ -226,7 +226,7 @@ def test_cli_transcribe_with_a_torchscript_model_is_one_line(tmp_path: Path, tin
     )
     assert done.returncode == 0, done.stderr
     done = subprocess.run(
-        [*run, "transcribe", str(tmp_path / "a.wav"), "--model", str(tmp_path / "m.ts")],
+        [*run, "transcribe", str(tmp_path / "a.wav"), "--model", str(tmp_path / "new" / "m.ts")],
         capture_output=True,
         text=True,
         timeout=120,

@@ -88,6 +88,15 @@ def test_build_lm_cli_and_vocab_limit(tmp_path: Path, capsys: pytest.CaptureFixt
     assert lm.words == {"the", "cat", "sat"}  # normalised; the rest became <unk>
     assert "2-grams" in capsys.readouterr().out
     assert build_lm.main([str(tmp_path / "missing.txt"), "--out", str(out)]) == 2
+    # Latin-1 text is read as such (with a warning), not with its accented letters dropped.
+    # A stray Latin-1 line does not turn the file's UTF-8 lines into mojibake.
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("na\u00efve d\u00e9j\u00e0 vu\n".encode() + "caf\xe9 au lait\n".encode("latin-1"))
+    assert build_lm.read_sentences([str(latin)], False, []) == [
+        ["naive", "deja", "vu"],
+        ["cafe", "au", "lait"],
+    ]
+    assert "1 lines are not UTF-8 text; read them as Latin-1" in capsys.readouterr().err
 
 
 def test_bad_arpa_files_raise_one_line_errors(tmp_path: Path) -> None:

@@ -87,15 +87,27 @@ def test_generic_csv_with_named_columns(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_missing_sources_are_usage_errors(tmp_path: Path) -> None:
-    done = asr("prepare", "librispeech", str(tmp_path / "nowhere"))
-    assert done.returncode == 2 and "no such folder" in done.stderr
+def test_missing_sources_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from asr.cli import main
+
+    def prepare(*args: str) -> tuple[int, str]:  # in this process: these fail before any work
+        code = main(["prepare", *args])
+        return code, capsys.readouterr().err
+
+    code, err = prepare("librispeech", str(tmp_path / "nowhere"))
+    assert code == 2 and "no such folder" in err
+    (tmp_path / "clip.wav").write_bytes(b"RIFF")
+    code, err = prepare("librispeech", str(tmp_path / "clip.wav"))
+    assert code == 2 and f"{tmp_path / 'clip.wav'}: not a folder" in err
     (tmp_path / "empty").mkdir()
-    done = asr("prepare", "librispeech", str(tmp_path / "empty"))
-    assert done.returncode == 2 and "no LibriSpeech transcripts" in done.stderr
-    done = asr("prepare", "commonvoice", str(tmp_path / "train.tsv"))
-    assert done.returncode == 2 and "no such file" in done.stderr
+    code, err = prepare("librispeech", str(tmp_path / "empty"))
+    assert code == 2 and "no LibriSpeech transcripts" in err
+    code, err = prepare("commonvoice", str(tmp_path / "train.tsv"))
+    assert code == 2 and "no such file" in err
     (tmp_path / "header.csv").write_text("audio,text\n")  # a header and no rows
-    done = asr("prepare", "csv", str(tmp_path / "header.csv"))
-    assert done.returncode == 2 and "lists no utterances" in done.stderr
-    assert done.stderr.count("\n") == 1 and not (tmp_path / "header.jsonl").exists()
+    code, err = prepare("csv", str(tmp_path / "header.csv"))
+    assert code == 2 and "lists no utterances" in err
+    assert err.count("\n") == 1 and not (tmp_path / "header.jsonl").exists()
+    (tmp_path / "latin1.csv").write_bytes("audio,text\na.wav,caf\xe9\n".encode("latin-1"))
+    code, err = prepare("csv", str(tmp_path / "latin1.csv"))
+    assert code == 2 and f"{tmp_path / 'latin1.csv'}: not UTF-8 text" in err

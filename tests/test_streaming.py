@@ -187,7 +187,8 @@ def test_endpoint_rules_must_be_positive() -> None:
     import math
 
     EndpointConfig(max_utterance=math.inf)  # a rule turned off
-    for bad in (0, -1, math.nan, "1"):
+    EndpointConfig(max_utterance=np.float32(5.0))
+    for bad in (0, -1, math.nan, "1", True):
         with pytest.raises(ValueError, match="positive number of seconds"):
             EndpointConfig(silence_after_speech=bad)  # type: ignore[arg-type]
 

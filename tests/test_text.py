@@ -19,6 +19,7 @@ from asr.text import CHARACTERS, Vocabulary, normalize, number_to_words
         ("2.5% of $40", "two point five percent of forty dollars"),
         ("call 007", "call zero zero seven"),
         ("Caf\u00e9 na\u00efve co-operate", "cafe naive co operate"),
+        ("Stra\u00dfe \u00c6sop \u00d8rsted \u0141\u00f3d\u017a", "strasse aesop orsted lodz"),
         ("rock & roll", "rock and roll"),
         ("  many   spaces\tand\nlines ", "many spaces and lines"),
         ("--- ... !!!", ""),

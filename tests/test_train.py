@@ -81,6 +81,11 @@ def test_resume_continues_from_the_last_checkpoint(trained: Path, corpus: Path, 
     assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(
         learning_rate(29, 30, config(corpus, run, 30))
     )
+    # Resumed again at its limit, it takes no step and logs no second row for step 30.
+    rows = (run / "log.csv").read_text().splitlines()
+    train(config(corpus, run, 30), resume=True, log=lambda m: None)
+    assert (run / "log.csv").read_text().splitlines() == rows
+    assert safe_load(run / "last.pt")["step"] == 30
 
 
 def test_weight_decay_spares_biases_and_norm_gains() -> None:
@@ -174,6 +179,14 @@ def test_bucket_sampler_first_epoch_sorted_then_shuffled() -> None:
 def test_manifest_paths_and_weights(corpus: Path) -> None:
     rows = read_manifest(corpus, weight=2)
     assert len(rows) == 16 and Path(rows[0].audio).is_absolute() and rows[0].text == "yes"
+    # Subsets: the first folder inside the manifest's folder, else the file's own folder.
+    from asr.data import _subset
+
+    assert _subset("cathy/a.wav", "/data/cathy/a.wav") == "cathy"
+    assert _subset("a.wav", "/data/a.wav") == ""
+    assert _subset("../a.wav", "/corpora/a.wav") == "corpora"
+    assert _subset("../other/x/a.wav", "/corpora/other/x/a.wav") == "x"
+    assert _subset("/abs/b/a.wav", "/abs/b/a.wav") == "b"
 
 
 def test_init_starts_from_a_model_file(trained: Path, corpus: Path, tmp_path: Path) -> None:
@@ -298,7 +311,7 @@ def test_train_cli_passes_shuffle_first_epoch(corpus: Path, tmp_path: Path, monk
 
     seen: list[TrainConfig] = []
 
-    def fake_train(config: TrainConfig, resume: bool = False, log=print):
+    def fake_train(config: TrainConfig, resume: bool = False, log=print, given=None):
         seen.append(config)
         raise asr.train.TrainingInterrupted(0, "x")
 
@@ -332,3 +345,30 @@ def test_init_takes_a_new_dropout_and_refuses_a_new_shape(
     cfg.init, cfg.model = str(trained / "best.pt"), {"hidden": 64}
     with pytest.raises(ValueError, match=r"--hidden 64: .* has hidden = 48"):
         train(cfg, log=lambda m: None)
+
+
+def test_utterances_that_cannot_teach_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from asr.data import Utterance
+    from asr.train import _fits, _manifests
+
+    # 1 s is 101 feature frames, so 26 output frames (ceil(101 / 4)): 26 characters, less
+    # one per doubled letter, which needs a blank between its two.
+    assert _fits(Utterance("a.wav", "abcdefghij" * 2 + "abcdef", 1.0))
+    assert not _fits(Utterance("a.wav", "abcdefghij" * 2 + "abcdefg", 1.0))
+    assert not _fits(Utterance("a.wav", "abcdefghij" * 2 + "abcdee", 1.0))
+    rows = [
+        {"audio": "long.wav", "text": "far too many words for half a second of audio", "duration": 0.5},
+        {"audio": "greek.wav", "text": "Ελληνικά", "duration": 1.0},
+        {"audio": "ok.wav", "text": "Straße", "duration": 1.0},
+    ]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kept = _manifests([f"{manifest}:3"])
+    assert sorted({(Path(u.audio).name, u.text) for u in kept}) == [("greek.wav", ""), ("ok.wav", "strasse")]
+    out = capsys.readouterr().out
+    assert "1 utterances have more text than their audio can hold" in out and "long.wav" in out
+    assert "1 utterances have no text after normalising" in out and "greek.wav" in out
+    from asr.data import ManifestError
+
+    with pytest.raises(ManifestError, match="must be 1 or more"):
+        _manifests([f"{manifest}:0"])

@@ -167,8 +167,17 @@ def write_arpa(model: list[dict[Ngram, tuple[float, float]]], path: str) -> None
 def read_sentences(paths: Sequence[str], debian: bool, manifests: Sequence[str]) -> list[list[str]]:
     sentences: list[list[str]] = []
     for path in paths:
-        with open(path, encoding="utf-8", errors="ignore") as f:
-            sentences += [normalize(line).split() for line in f]
+        latin = 0
+        with open(path, "rb") as f:
+            for raw in f:
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    # Latin-1 decodes any bytes; most non-UTF-8 text is Latin-1 or cp1252.
+                    line, latin = raw.decode("latin-1"), latin + 1
+                sentences.append(normalize(line).split())
+        if latin:
+            print(f"warning: {path}: {latin} lines are not UTF-8 text; read them as Latin-1", file=sys.stderr)
     if debian:
         from synth_corpus import load_text  # tools/ is on the path when run as a script
 

@@ -30,13 +30,15 @@ from collections.abc import Sequence
 import jiwer
 import torch
 
-from asr.checkpoint import default_model_path, load_model, safe_load, save_model
+from asr.checkpoint import atomic_save, default_model_path, is_checkpoint, load_model, safe_load, save_model
 from asr.data import read_manifest
 from asr.decoding import TokenSpan
 from asr.streaming import CALIBRATION_KEYS, compute_logprobs, make_decoder
 from asr.text import normalize
 
 Features = list[tuple[float, float]]
+#: Fewer words than this give a calibration worth little: a warning says so.
+MIN_WORDS = 200
 
 
 def word_features(tokens: Sequence[TokenSpan], space: int) -> Features:
@@ -133,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
 
+    if not any(ys for _, ys in groups):
+        print("error: the model said no words on these manifests: nothing to calibrate", file=sys.stderr)
+        return 1
+
     def stack(part: list) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [f for feats, _ in part for f in feats]
         ys = [y for _, ys in part for y in ys]
@@ -166,17 +172,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"calibrated (2-fold): ECE {report['calibrated']['ece']:.4f}, Brier {report['calibrated']['brier']:.4f}"
     )
     print(f"calibration (a, b, c) = {tuple(weights)}")
-    if args.write:
-        bundle.metadata[key] = weights
-        # Keep the file's precision: the shipped model stores float16 weights.
-        stored = safe_load(path)
-        stored = stored.get("model", stored)
-        half = any(v.dtype == torch.float16 for v in stored["state_dict"].values())
-        save_model(bundle, path, half=half)
-        print(f"wrote the {args.decoder} calibration into {path} (metadata {key!r})")
-    if args.json:
+    if args.json:  # the figures, whether or not they are written into the model
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
+    if len(y) < MIN_WORDS:
+        print(
+            f"warning: {len(y)} words are few for a calibration (aim for {MIN_WORDS} or more)",
+            file=sys.stderr,
+        )
+    if args.write:
+        if float(y.min()) == float(y.max()):
+            print(
+                f"error: every word was {'right' if float(y[0]) else 'wrong'}, which says nothing about "
+                f"confidence; {path} is left as it was",
+                file=sys.stderr,
+            )
+            return 1
+        stored = safe_load(path)
+        if is_checkpoint(stored):
+            # A training checkpoint keeps its optimizer, step and settings: only the model's
+            # metadata changes, so the run still resumes.
+            stored["model"].setdefault("metadata", {})[key] = weights
+            atomic_save(stored, path)
+        else:
+            bundle.metadata[key] = weights
+            # Keep the file's precision: the shipped model stores float16 weights.
+            half = any(v.dtype == torch.float16 for v in stored["state_dict"].values())
+            save_model(bundle, path, half=half)
+        print(f"wrote the {args.decoder} calibration into {path} (metadata {key!r})")
     return 0
 
 

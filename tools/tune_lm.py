@@ -107,7 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     best = min(report["grid"], key=lambda row: row["wer"])
     report["best"] = best
     print(f"best: alpha {best['alpha']} beta {best['beta']} WER {best['wer']:.4f}")
-    print("set DEFAULT_LM_WEIGHT and DEFAULT_WORD_BONUS in asr/decoding.py to use them by default")
+    print(
+        f"use them with --lm-weight {best['alpha']} --word-bonus {best['beta']} (asr transcribe, eval, "
+        "listen, serve) or DecoderOptions(lm_weight=..., word_bonus=...)"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
