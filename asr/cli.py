@@ -181,6 +181,9 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         )
         _error(f"--nbest lists alternatives of the whole file in --format json only ({why})")
         return EXIT_USAGE
+    if args.files.count("-") > 1:
+        _error("- (standard input) can be read once")
+        return EXIT_USAGE
     bundle = _load(args.model, args.int8)
     options = _decoder_options(args, bundle)
     make_decoder(bundle, options)  # a bad LM, lexicon or hotword fails here, once
@@ -199,9 +202,6 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         os.makedirs(args.output_dir, exist_ok=True)
     failed = 0
     written: set[Path] = set()
-    if args.files.count("-") > 1:
-        _error("- (standard input) can be read once")
-        return EXIT_USAGE
     for path in args.files:
         try:
             with _input(path) as source:
@@ -309,12 +309,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 _TRAIN_FIELDS = {"no_augment": "augment", "shuffle_first_epoch": "sorted_first_epoch"}
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The subcommands' parsers by name."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
 def _given(argv: Sequence[str]) -> set[str]:
     """The TrainConfig fields that ``asr train``'s command line set explicitly (however
     spelled: ``--lr=1e-4``, an abbreviation), found by parsing it again with no defaults."""
     parser = build_parser()
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for action in subparsers.choices["train"]._actions:
+    for action in _subcommands(parser)["train"]._actions:
         action.default = argparse.SUPPRESS
     given = vars(parser.parse_known_args(argv)[0])
     return {_TRAIN_FIELDS.get(name, name) for name in given}
@@ -894,8 +898,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     args.argv = argv
     if unknown:  # the subcommand's usage and name, not the top level's
-        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        _subcommands(parser)[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

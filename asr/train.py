@@ -500,8 +500,9 @@ def _train(
     if config.ema:
         WeightAverage.check(config.ema)  # before any time goes into loading data
     rank, world, rank_device = _init_distributed(config)
-    if rank_device is None:
-        _device(config)  # a bad --device or --amp is refused before the folder is made
+    # A bad --device or --amp is refused before the folder is made (a resumed run keeps
+    # the caller's device and precision, so this stays the run's device).
+    device = rank_device or _device(config)
     if rank:
         log = lambda message: None  # noqa: E731
     last_path = os.path.join(config.out, "last.pt")
@@ -550,7 +551,6 @@ def _train(
         config = TrainConfig(**{**saved, **{k: getattr(config, k) for k in keep}})
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = rank_device or _device(config)
     random.seed(config.seed)
     torch.manual_seed(config.seed)
 
