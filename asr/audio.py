@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import numbers
 import os
+import re
+import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +65,7 @@ class AudioReader:
             raise AudioError(f"{self.name}: is a directory, not an audio file")
         if self.path.stat().st_size == 0:
             raise AudioError(f"{self.name}: empty file")
+        self._mp3 = _looks_like_mp3(self.path)
         with self._open() as f:
             self.sample_rate = int(f.samplerate)
             self.declared_frames = int(f.frames)
@@ -70,9 +75,15 @@ class AudioReader:
                 f"audio files have {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)"
             )
 
+    def _quiet(self):
+        """libmpg123 prints its own warnings on the process's stderr (for a cut-off file,
+        "Warning: Xing stream size off ..."); the checks here report those files in one line."""
+        return _without_mpg123_chatter() if self._mp3 else nullcontext()
+
     def _open(self) -> sf.SoundFile:
         try:
-            return sf.SoundFile(self.name)
+            with self._quiet():
+                return sf.SoundFile(self.name)
         except sf.LibsndfileError as e:
             raise AudioError(f"{self.name}: not a readable audio file ({_reason(e)})") from None
         except (RuntimeError, ValueError, OSError) as e:
@@ -84,9 +95,19 @@ class AudioReader:
         with self._open() as f:
             while True:
                 try:
-                    data = f.read(size, dtype="float32", always_2d=True)
+                    with self._quiet():
+                        data = f.read(size, dtype="float32", always_2d=True)
                 except (sf.LibsndfileError, RuntimeError) as e:
-                    raise AudioError(f"{self.name}: not a readable audio file ({_reason(e)})") from None
+                    # The header was read, so the audio data after it is cut off or damaged
+                    # (a cut-off FLAC makes the decoder "lose sync").
+                    where = (
+                        f"after {total} of {self.declared_frames} frames: "
+                        if self.declared_frames > 0
+                        else ""
+                    )
+                    raise AudioError(
+                        f"{self.name}: truncated or corrupt (decoding failed {where}{_reason(e)})"
+                    ) from None
                 if data.shape[0] == 0:
                     break
                 total += data.shape[0]
@@ -101,6 +122,39 @@ class AudioReader:
             raise AudioError(f"{self.name}: truncated (the WAV data chunk lacks {missing} bytes)")
         if _ogg_unterminated(self.path):
             raise AudioError(f"{self.name}: truncated (the file ends inside an Ogg page)")
+
+
+def _looks_like_mp3(path: Path) -> bool:
+    """An ID3 tag or an MPEG audio frame sync at the start of the file."""
+    with open(path, "rb") as f:
+        head = f.read(3)
+    return head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+_MPG123_LINE = re.compile(r"^(Warning|Note|Error): |^\[[^\]]*mpg123")
+
+
+@contextmanager
+def _without_mpg123_chatter() -> Iterator[None]:
+    """Hold back what C code writes to file descriptor 2 while the block runs, then pass on
+    every line except libmpg123's own warnings."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no stderr to redirect
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode(errors="replace").splitlines(keepends=True):
+                if not _MPG123_LINE.match(line):
+                    sys.stderr.write(line)
 
 
 def _wav_missing_bytes(path: Path) -> int:

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,10 @@ def wav_claiming_rate(tmp_path: Path, rate: int) -> Path:
         ),
         (lambda d: write_bytes(d / "random.flac", bytes(range(256)) * 40), "not a readable audio file"),
         (lambda d: truncated_copy(d, "wav", subtype="PCM_16"), "truncated"),
-        (lambda d: truncated_copy(d, "flac"), "not a readable audio file"),
+        (
+            lambda d: truncated_copy(d, "flac"),
+            "truncated or corrupt (decoding failed after 0 of 32000 frames",
+        ),
         (lambda d: truncated_ogg(d, "VORBIS"), "truncated (the file ends inside an Ogg page)"),
         (lambda d: truncated_ogg(d, "OPUS"), "truncated (the file ends inside an Ogg page)"),
         (lambda d: wav_claiming_rate(d, 1), "corrupt header (sample rate 1 Hz"),
@@ -123,6 +127,24 @@ def test_bad_files_name_the_file_and_problem(tmp_path: Path, make, message: str)
         load_audio(path)
     assert str(path) in str(info.value) and message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_cut_off_mp3_is_one_line_without_decoder_chatter(tmp_path: Path, capfd) -> None:
+    """libmpg123 writes "Warning: Xing stream size off ..." straight to file descriptor 2
+    for a cut-off mp3; the user should see only the one error line."""
+    path = truncated_copy(tmp_path, "mp3")
+    with pytest.raises(AudioError, match=r"cut\.mp3: truncated \(\d+ of 32000 frames\)"):
+        load_audio(path)
+    assert capfd.readouterr().err == ""
+
+
+def test_only_mpg123_lines_are_held_back(capfd) -> None:
+    from asr.audio import _without_mpg123_chatter
+
+    with _without_mpg123_chatter():
+        os.write(2, b"Warning: Xing stream size off by more than 1%\n[src/libmpg123/parse.c:1]\n")
+        os.write(2, b"another library's message\n")
+    assert capfd.readouterr().err == "another library's message\n"
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
