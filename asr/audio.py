@@ -251,7 +251,10 @@ def from_tensor(audio: object) -> object:
 
     Lets the audio entry points take tensors without importing torch here."""
     if type(audio).__module__.startswith("torch") and hasattr(audio, "detach"):
-        return audio.detach().cpu().numpy()  # type: ignore[attr-defined]
+        tensor = audio.detach().cpu()  # type: ignore[attr-defined]
+        if str(tensor.dtype) in ("torch.bfloat16", "torch.float16"):  # numpy has no bfloat16
+            tensor = tensor.float()
+        return tensor.numpy()
     return audio
 
 
@@ -269,6 +272,11 @@ def as_float32(chunk: np.ndarray) -> np.ndarray:
     used as given, with a UserWarning.
     """
     chunk = from_tensor(chunk)
+    if isinstance(chunk, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            "audio must be a numpy array or a torch tensor, got bytes: "
+            "for 16-bit PCM bytes pass np.frombuffer(data, np.int16)"
+        )
     if not isinstance(chunk, np.ndarray):
         raise TypeError(f"audio must be a numpy array or a torch tensor, got {type(chunk).__name__}")
     if chunk.ndim == 2 and chunk.shape[1] == 1:

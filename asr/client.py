@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from asr.audio import as_float32, as_mono_float32, check_samples_channels
+from asr.audio import as_float32, as_mono_float32, check_sample_rate, check_samples_channels, from_tensor
 
 
 @dataclass
@@ -56,6 +56,10 @@ async def stream_audio(
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
+    samples = from_tensor(samples)  # type: ignore[assignment]
+    if not isinstance(samples, np.ndarray):
+        raise TypeError(f"samples must be a numpy array or a torch tensor, got {type(samples).__name__}")
+    sample_rate = check_sample_rate(sample_rate)  # 16000.0 is 16000, as in the Python API
     if samples.ndim == 2 and samples.dtype == np.int16:
         check_samples_channels(samples)
         samples = np.round(samples.astype(np.int32).mean(axis=1)).astype(np.int16)  # exact for one channel

@@ -304,7 +304,8 @@ def as_logprobs(logprobs: Tensor | np.ndarray, vocabulary: Vocabulary) -> Tensor
     """Check CTC log-probs ``(frames, vocab)`` (a tensor or a numpy array) and return them
     as a float32 CPU tensor. Raises ValueError for a wrong shape, NaN or +inf, and for
     values above 0: probabilities or raw logits rather than log-probabilities (apply
-    ``log_softmax`` first). -inf (probability 0) is fine."""
+    ``log_softmax`` first). -inf (probability 0) is fine. The vocabulary's special
+    tokens (``Vocabulary.muted``) get -inf: they are never emitted."""
     if isinstance(logprobs, np.ndarray):  # a copy: read-only and big-endian arrays too
         logprobs = torch.tensor(np.asarray(logprobs, dtype=np.float32))
     if not isinstance(logprobs, Tensor):
@@ -319,6 +320,9 @@ def as_logprobs(logprobs: Tensor | np.ndarray, vocabulary: Vocabulary) -> Tensor
                 "logprobs must be log-probabilities (at most 0), got values up to "
                 f"{float(logprobs.max()):.3g}: apply log_softmax over the vocabulary first"
             )
+    if vocabulary.muted:  # special tokens (<s>, <unk>) stand for no text: never emitted
+        logprobs = logprobs.clone()
+        logprobs[:, list(vocabulary.muted)] = -math.inf
     return logprobs
 
 
@@ -485,6 +489,14 @@ class BeamSearchDecoder:
         for name, width in (("token_prune", token_prune), ("beam_prune", beam_prune)):
             if width is not None and not width >= 0:  # inf: no pruning
                 raise ValueError(f"{name} must be a number >= 0, got {width}")
+        pieces = [
+            t for i, t in enumerate(vocabulary.tokens) if i and len(t) != 1 and i not in vocabulary.muted
+        ]
+        if pieces and (lm is not None or lexicon is not None or hotwords):
+            raise ValueError(
+                f"an LM, a lexicon and hotwords spell words letter by letter and need one-character "
+                f"tokens; this vocabulary has {pieces[0]!r}: decode it without them"
+            )
         self.vocabulary = vocabulary
         self.frame_seconds = frame_seconds
         self.beam_size = beam_size

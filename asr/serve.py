@@ -17,8 +17,13 @@ Protocol (one WebSocket per audio stream, at ``ws://HOST:PORT/ws``):
    closes the connection.
 
 Errors: ``{"type": "error", "message": ...}``, then the server closes that connection
-(code 1008 for a protocol error, 1009 for an oversized message, 1013 when the server is
-full, 1001 after the idle timeout). Other connections are never affected.
+(code 1008 for a protocol error, 1013 when the server is full, 1001 after the idle
+timeout). A message over the size limit is closed with 1009 by the WebSocket layer
+itself, without the JSON error. Other connections are never affected.
+
+Stopping (SIGINT/SIGTERM): the server takes no new connections (1001), stops reading
+audio, decodes what each open stream already sent and ends it as if the client had sent
+``end`` (last ``final``, then ``done``), for up to ``DRAIN_SECONDS``; then it exits.
 
 All streams go through one model: a single worker thread takes the audio that arrived
 on every connection and steps all the streams with a full chunk as one batch
@@ -53,6 +58,10 @@ from asr.streaming import DecoderOptions, EndpointConfig, Recognizer, Result, St
 WEB_FILES = {"index.html": "text/html", "app.js": "text/javascript", "worklet.js": "text/javascript"}
 FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
 MAX_HOTWORDS = 100
+
+
+#: On SIGINT/SIGTERM, how long open streams get to receive their last results.
+DRAIN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -209,6 +218,8 @@ class Server:
         self.batches = 0  # model steps taken, for the logs and the load test
         self.batched_streams = 0
         self.max_backlog_seen = 0.0  # seconds of audio a stream had waiting, at most
+        self.draining = False  # stopping: open streams are being finished
+        self._stop: asyncio.Future | None = None
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one cache per server, which lives as long
     def recognizer(self, options: DecoderOptions) -> Recognizer:
@@ -295,6 +306,9 @@ class Server:
         if ws.request is not None and ws.request.path.split("?")[0] != "/ws":
             await self._close(ws, 1008, "the WebSocket endpoint is /ws")
             return
+        if self.draining:
+            await self._close(ws, 1001, "the server is shutting down")
+            return
         if self.connections > self.config.max_streams:
             await self._close(ws, 1013, f"server busy: {self.config.max_streams} streams at most")
             return
@@ -325,6 +339,8 @@ class Server:
                         )
                 message = await self._receive(ws)
                 if isinstance(message, bytes):
+                    if session.ending:  # the server is stopping: what came before is decoded
+                        continue
                     if len(message) % dtype.itemsize:
                         raise ProtocolError(f"audio messages must hold whole {dtype.itemsize}-byte samples")
                     samples = np.frombuffer(message, dtype)
@@ -425,13 +441,35 @@ class Server:
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    def stop(self) -> None:
+        """Ask ``serve`` to finish the open streams and return, as SIGINT/SIGTERM do; safe
+        to call from any thread."""
+        stop = self._stop
+        if stop is not None:
+            stop.get_loop().call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
+
+    async def _drain(self) -> None:
+        """End every open stream as if its client had sent "end", for up to DRAIN_SECONDS."""
+        self.draining = True
+        if not self.sessions:
+            return
+        self.log(f"stopping: finishing {len(self.sessions)} open stream(s)")
+        for session in list(self.sessions):
+            session.ending = True
+        self.wake.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_SECONDS
+        while self.sessions and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+
     async def serve(self, ready: Callable[[str, int], None] = lambda host, port: None) -> None:
-        """Serve until cancelled (or SIGINT/SIGTERM); ``ready(host, port)`` once listening."""
+        """Serve until cancelled, or until SIGINT/SIGTERM or ``stop()``, which first finish
+        the open streams; ``ready(host, port)`` once listening."""
         from websockets.asyncio.server import serve
 
         worker = asyncio.create_task(self.run_worker())
-        stop = asyncio.get_running_loop().create_future()
         loop = asyncio.get_running_loop()
+        stop = self._stop = loop.create_future()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
@@ -449,6 +487,7 @@ class Server:
                 host, port = next(iter(server.sockets)).getsockname()[:2]
                 ready(host, port)
                 await stop
+                await self._drain()
         finally:
             worker.cancel()
             self.pool.shutdown(wait=False, cancel_futures=True)

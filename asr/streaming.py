@@ -20,6 +20,7 @@ import functools
 import math
 import numbers
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -83,12 +84,45 @@ class DecoderOptions:
     def __post_init__(self) -> None:
         if isinstance(self.hotwords, str):  # one spec, not a sequence of letters
             object.__setattr__(self, "hotwords", (self.hotwords,))
+        object.__setattr__(self, "hotwords", _strings(self.hotwords, "hotwords"))
+        if isinstance(self.lexicon, os.PathLike):
+            object.__setattr__(self, "lexicon", os.fspath(self.lexicon))
+        elif self.lexicon is not None and not isinstance(self.lexicon, str):
+            object.__setattr__(self, "lexicon", _strings(self.lexicon, "lexicon"))
+        if isinstance(self.lm, os.PathLike):
+            object.__setattr__(self, "lm", os.fspath(self.lm))
+        if isinstance(self.lm, str) and self.lm.lower() == "none":  # as the CLI and server say it
+            object.__setattr__(self, "lm", None)
+        if isinstance(self.beam_size, bool) or not isinstance(self.beam_size, int) or self.beam_size < 1:
+            raise ValueError(f"beam_size must be a whole number of at least 1, got {self.beam_size!r}")
+        for name in ("lm_weight", "word_bonus"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if self.lm_weight < 0:
+            raise ValueError(f"lm_weight must be >= 0, got {self.lm_weight}")
         if self.decoder not in ("greedy", "beam"):
             raise ValueError(f"unknown decoder {self.decoder!r}: use 'greedy' or 'beam'")
         if self.decoder == "greedy" and (self.lexicon or self.hotwords or self.nbest > 1):
             raise ValueError("a lexicon, hotwords and n-best lists need the beam decoder (decoder='beam')")
         if self.nbest < 1:
             raise ValueError(f"nbest must be at least 1, got {self.nbest}")
+
+
+def _strings(values: object, name: str) -> tuple[str, ...]:
+    """Any iterable of strings (a list, a set, a generator) as a tuple, so that options
+    stay hashable; anything else is a TypeError that names the option."""
+    try:
+        items = tuple(values)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"{name} must be strings (a list or tuple of them), got {type(values).__name__}"
+        ) from None
+    if not all(isinstance(item, str) for item in items):
+        raise TypeError(
+            f"{name} must be strings, got {next(type(i).__name__ for i in items if not isinstance(i, str))}"
+        )
+    return tuple(sorted(items)) if isinstance(values, (set, frozenset)) else items
 
 
 def recommended_decoder(bundle: Bundle) -> str:
@@ -102,10 +136,14 @@ def recommended_decoder(bundle: Bundle) -> str:
     return choice if choice in ("greedy", "beam") else "greedy"
 
 
-def _options(decoder: str | DecoderOptions | None, beam_size: int, bundle: Bundle) -> DecoderOptions:
+def _options(decoder: str | DecoderOptions | None, beam_size: int | None, bundle: Bundle) -> DecoderOptions:
     if isinstance(decoder, DecoderOptions):
+        if beam_size is not None and beam_size != decoder.beam_size:
+            raise ValueError("give beam_size inside DecoderOptions, not beside it")
         return decoder
-    return DecoderOptions(decoder or recommended_decoder(bundle), beam_size)
+    return DecoderOptions(
+        decoder or recommended_decoder(bundle), DEFAULT_BEAM_SIZE if beam_size is None else beam_size
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -114,7 +152,7 @@ def _cached_lm(path: str) -> NgramLM:
 
 
 def make_decoder(
-    bundle: Bundle, options: str | DecoderOptions | None = None, beam_size: int = DEFAULT_BEAM_SIZE
+    bundle: Bundle, options: str | DecoderOptions | None = None, beam_size: int | None = None
 ) -> GreedyDecoder | BeamSearchDecoder:
     """The decoder that ``options`` (or a decoder name; None: the model's recommendation,
     ``recommended_decoder``) describe, for a model's vocabulary and frame rate. LM files
@@ -130,16 +168,20 @@ def make_decoder(
         lexicon=os.path.abspath(options.lexicon) if isinstance(options.lexicon, str) else options.lexicon,
     )
     key = (tuple(bundle.vocabulary.tokens), bundle.frame_seconds, tuple(calibration or ()), named)
-    decoder = _DECODERS.get(key)
-    if decoder is None:
-        decoder = _build_decoder(bundle, options, calibration)
-        _DECODERS[key] = decoder
-        while len(_DECODERS) > 8:
-            _DECODERS.pop(next(iter(_DECODERS)))
+    # One build at a time: recognizers made at once in many threads (a server's first
+    # clients) would otherwise each read the same LM into memory.
+    with _BUILDING:
+        decoder = _DECODERS.get(key)
+        if decoder is None:
+            decoder = _build_decoder(bundle, options, calibration)
+            _DECODERS[key] = decoder
+            while len(_DECODERS) > 8:
+                _DECODERS.pop(next(iter(_DECODERS)))
     return decoder
 
 
 _DECODERS: dict[tuple, GreedyDecoder | BeamSearchDecoder] = {}
+_BUILDING = threading.Lock()
 #: Where each decoder's confidence calibration lives in a model file's metadata.
 CALIBRATION_KEYS = {"greedy": "confidence", "beam": "confidence_beam"}
 
@@ -218,7 +260,7 @@ def transcribe(
     model: Bundle | None = None,
     sample_rate: int | None = None,
     decoder: str | DecoderOptions | None = None,
-    beam_size: int = DEFAULT_BEAM_SIZE,
+    beam_size: int | None = None,
 ) -> Result:
     """Transcribe a file, or a numpy array (or CPU tensor) of samples at ``sample_rate``
     (16 kHz when not given).
@@ -374,7 +416,7 @@ class Recognizer:
         endpoint: EndpointConfig = EndpointConfig(),
         chunk_frames: int = CHUNK_FRAMES,
         decoder: str | DecoderOptions | None = None,
-        beam_size: int = DEFAULT_BEAM_SIZE,
+        beam_size: int | None = None,
     ) -> None:
         self.bundle = model if model is not None else load_model()
         if not self.bundle.model.config.streaming:
@@ -383,8 +425,9 @@ class Recognizer:
                 "a latency-controlled (chunk_frames > 0) model"
             )
         sub = self.bundle.model.config.subsampling
-        if chunk_frames <= 0 or chunk_frames % sub:
-            raise ValueError(f"chunk_frames must be a positive multiple of {sub}")
+        if not isinstance(chunk_frames, numbers.Integral) or chunk_frames <= 0 or chunk_frames % sub:
+            raise ValueError(f"chunk_frames must be a positive whole multiple of {sub}, got {chunk_frames!r}")
+        chunk_frames = int(chunk_frames)
         self.endpoint = endpoint
         self.chunk_frames = chunk_frames
         self.decoder = make_decoder(self.bundle, decoder, beam_size)
@@ -404,7 +447,18 @@ class Recognizer:
 
         Feed audio with ``accept_waveform(..., decode=False)``, then call this; returns
         each stream's events, in order. Results equal decoding each stream alone.
+        Streams of recognizers with other decoders over the same model and chunk size may
+        be mixed. Raises ValueError for a stream listed twice or of another model or chunk size.
         """
+        if len({id(s) for s in streams}) < len(streams):
+            raise ValueError("a stream is listed twice: list each stream once")
+        # Streams of recognizers that differ only in their decoders batch together (a
+        # server's clients); another model or chunk size would be run wrongly.
+        if any(
+            s.recognizer.bundle is not self.bundle or s.recognizer.chunk_frames != self.chunk_frames
+            for s in streams
+        ):
+            raise ValueError("a stream of another model or chunk size: decode it with its own Recognizer")
         events: dict[int, list[Event]] = {id(s): [] for s in streams}
         while True:
             ready = [s for s in streams if s._pending.shape[0] >= self.chunk_frames]

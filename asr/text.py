@@ -188,6 +188,14 @@ class Vocabulary:
         return "".join(self.tokens[i] for i in ids if i != 0)
 
     @cached_property
+    def muted(self) -> tuple[int, ...]:
+        """Ids of special tokens other than the blank (``<s>``, ``</s>``, ``<unk>``: any
+        ``<...>``): the decoders never emit them, as they stand for no text."""
+        return tuple(
+            i for i, t in enumerate(self.tokens) if i and len(t) > 2 and t.startswith("<") and t.endswith(">")
+        )
+
+    @cached_property
     def _index(self) -> dict[str, int]:
         return {t: i for i, t in enumerate(self.tokens)}
 
@@ -202,7 +210,9 @@ class Vocabulary:
         as for wav2vec 2.0's ``<pad>``; permute the columns otherwise), ``space`` the
         token between words (``"|"`` for wav2vec 2.0). Letters are lowercased, so that
         the LM, lexicon and hotwords (all lowercase) match them. Raises ValueError when
-        the blank is not first, the space token is missing, or tokens collide."""
+        the blank is not first, the space token is missing, or tokens collide. Special
+        tokens such as ``<s>``, ``</s>`` and ``<unk>`` stay in their columns but are never
+        emitted (``Vocabulary.muted``): they do not stand for text."""
         tokens = list(tokens)
         index = blank if isinstance(blank, int) else (tokens.index(blank) if blank in tokens else -1)
         if index != 0:

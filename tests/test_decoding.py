@@ -89,6 +89,13 @@ def test_other_ctc_vocabularies() -> None:
     lp = torch.stack(rows)
     assert GreedyDecoder(vocab).decode(lp).text == "hi these"
     assert BeamSearchDecoder(vocab, hotwords="these").decode(lp).text == "hi these"
+    # <s>, </s> and <unk> stand for no text: never emitted, even where they win a frame.
+    assert vocab.muted == (1, 2, 3)
+    noisy = lp.clone()
+    noisy[3, 1] = 0.0  # "<s>" is the best token of one frame (inside "TH")
+    noisy[3] = noisy[3].log_softmax(-1)
+    for decoder in (GreedyDecoder(vocab), BeamSearchDecoder(vocab)):
+        assert "<" not in decoder.decode(noisy).text
     with pytest.raises(ValueError, match="first output column"):
         Vocabulary.from_ctc(["a", "<pad>", "|"], blank="<pad>", space="|")
     with pytest.raises(ValueError, match="word separator"):
@@ -504,3 +511,19 @@ def test_the_beam_cache_stays_small_over_a_long_stream() -> None:
         decoder.hypothesis(state)
     assert len(state.grouped) == GROUPED_CACHE
     assert decoder.hypothesis(state).text == " ".join(["go"] * GROUPED_CACHE * 3)
+
+
+def test_multi_character_tokens_decode_but_refuse_lm_lexicon_and_hotwords() -> None:
+    tokens = ["<pad>", "|", "he", "llo", "wor", "ld"]
+    vocab = Vocabulary.from_ctc(tokens, blank="<pad>", space="|")
+    rows = []
+    for piece in ["he", "llo", "|", "wor", "ld"]:
+        row = torch.full((len(tokens),), -9.0)
+        row[tokens.index(piece)] = 0.0
+        rows.append(row.log_softmax(-1))
+    lp = torch.stack(rows)
+    assert GreedyDecoder(vocab).decode(lp).text == "hello world"
+    assert BeamSearchDecoder(vocab).decode(lp).text == "hello world"
+    for extra in ({"lexicon": ("hello", "world")}, {"hotwords": "hello"}):
+        with pytest.raises(ValueError, match="one-character tokens"):
+            BeamSearchDecoder(vocab, **extra)

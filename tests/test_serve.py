@@ -100,10 +100,14 @@ def test_config_chooses_rate_format_and_decoder(bundle: Bundle, clips: list[np.n
         pcm = (audio * 32767).astype(np.int16)
         int16 = [await stream_audio(url, x, 16000) for x in (pcm, pcm[:, None], np.stack([pcm, pcm], axis=1))]
         f32 = await stream_audio(url, audio, 16000, config={"format": "f32le"})
-        return resampled, beam, stereo, mono, int16, f32
+        float_rate = await stream_audio(url, audio, 16000.0)  # type: ignore[arg-type]
+        return resampled, beam, stereo, mono, int16, f32, float_rate
 
     with running(bundle) as (_, url):
-        resampled, beam, stereo, mono, int16, f32 = asyncio.run(go(url))
+        resampled, beam, stereo, mono, int16, f32, float_rate = asyncio.run(go(url))
+        with pytest.raises(TypeError, match="numpy array or a torch tensor"):
+            asyncio.run(stream_audio(url, audio.tolist(), 16000))  # type: ignore[arg-type]
+    assert float_rate.error == "" and float_rate.text == mono.text  # 16000.0 Hz is 16000, as in the API
     # float32 goes as float32 when the config says so (the server reads what it was told)
     assert f32.error == "" and f32.audio_seconds == pytest.approx(len(audio) / 16000, abs=1e-3)
     assert f32.text == transcribe(audio, bundle).text  # the server's decoder: the model's choice
@@ -295,3 +299,33 @@ def test_unconfigured_connections_count_toward_the_stream_limit(bundle: Bundle) 
     with running(bundle, max_streams=2) as (_, url):
         received, code = asyncio.run(go(url))
     assert code == 1013 and "busy" in received[-1]["message"]
+
+
+def test_stopping_finishes_open_streams(bundle: Bundle, clips: list[np.ndarray]) -> None:
+    """SIGINT/SIGTERM (``Server.stop``) on a server with a client mid-stream: the client
+    still gets the text of the audio it sent, then "done"."""
+    from websockets.asyncio.client import connect
+
+    audio = clips[0]
+    expected = transcribe(audio, bundle).text
+    pcm = (audio * 32767).astype("<i2").tobytes()
+
+    async def mid_stream(url: str, server: Server) -> tuple[list[dict], int | None]:
+        messages = []
+        async with connect(url) as ws:
+            await ws.send(json.dumps({"type": "config", "sample_rate": 16000}))
+            messages.append(json.loads(await ws.recv()))  # ready
+            await ws.send(pcm)  # all the audio, but no "end"
+            while not server.sessions or next(iter(server.sessions)).received < len(audio):
+                await asyncio.sleep(0.02)
+            server.stop()
+            async for raw in ws:
+                messages.append(json.loads(raw))
+        return messages, ws.close_code
+
+    with running(bundle) as (server, url):
+        messages, code = asyncio.run(mid_stream(url, server))
+        assert server.draining
+    finals = [m["text"] for m in messages if m["type"] == "final"]
+    assert " ".join(finals) == expected and expected
+    assert messages[-1]["type"] == "done" and code == 1000

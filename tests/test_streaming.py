@@ -351,3 +351,91 @@ def test_float_audio_far_beyond_full_scale_warns() -> None:
         for i in range(5):  # a stream of wrongly scaled chunks warns once, not per chunk
             stream.accept_waveform(AUDIO[i * 1600 : (i + 1) * 1600] * 32768)
     assert len(caught) == 1
+
+
+def test_decoder_options_take_lists_and_sets_and_check_numbers_when_made(tmp_path) -> None:
+    from asr.streaming import DecoderOptions
+
+    listed = DecoderOptions("beam", lm=None, hotwords=["door", "open:2"], lexicon=["yes", "no"])
+    assert listed.hotwords == ("door", "open:2") and listed.lexicon == ("yes", "no")
+    assert DecoderOptions("beam", lm=None, lexicon={"no", "yes"}).lexicon == ("no", "yes")
+    assert DecoderOptions("beam", lm="none").lm is None  # as the CLI and the server say it
+    # Hashable, so a list is as good as a tuple to the recognizer's decoder cache.
+    text = transcribe(AUDIO, BUNDLE, decoder=listed).text
+    assert set(text.split()) <= {"yes", "no", "door", "open"}  # hotwords join the lexicon
+    for bad, message in (
+        ({"beam_size": -3}, "beam_size"),
+        ({"beam_size": 2.5}, "beam_size"),
+        ({"lm_weight": -1}, "lm_weight"),
+        ({"word_bonus": float("nan")}, "word_bonus"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            DecoderOptions("beam", **bad)
+    with pytest.raises(TypeError, match="hotwords must be strings"):
+        DecoderOptions("beam", hotwords=[3])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="inside DecoderOptions"):
+        Recognizer(BUNDLE, decoder=DecoderOptions("beam", lm=None), beam_size=2)
+    assert Recognizer(BUNDLE, decoder=DecoderOptions("beam", lm=None, beam_size=2)).decoder.beam_size == 2
+
+
+def test_decode_streams_refuses_a_stream_twice_or_another_recognizers() -> None:
+    rec = Recognizer(BUNDLE, CUT)
+    stream = rec.stream()
+    stream.accept_waveform(AUDIO, 16000, decode=False)
+    with pytest.raises(ValueError, match="listed twice"):
+        rec.decode_streams([stream, stream])
+    with pytest.raises(ValueError, match="another model or chunk size"):
+        Recognizer(bundle(), CUT).decode_streams([stream])
+    with pytest.raises(ValueError, match="another model or chunk size"):
+        Recognizer(BUNDLE, CUT, chunk_frames=16).decode_streams([stream])
+    # The refused calls decoded nothing: the stream still gives what it gives alone.
+    finals = [e.result for e in rec.decode_streams([stream])[0] if e.kind == "final"]
+    assert [r.text for r in [*finals, stream.finish()]] == [r.text for r in WHOLE]
+
+
+def test_chunk_frames_must_be_whole() -> None:
+    with pytest.raises(ValueError, match="whole multiple of 4"):
+        Recognizer(BUNDLE, chunk_frames=4.0)  # type: ignore[arg-type]
+    assert Recognizer(BUNDLE, chunk_frames=np.int64(8)).chunk_frames == 8
+
+
+def test_half_precision_tensors_and_bytes() -> None:
+    stream = Recognizer(BUNDLE).stream()
+    stream.accept_waveform(torch.from_numpy(AUDIO[:1600]).to(torch.bfloat16), 16000)
+    with pytest.raises(TypeError, match=r"np\.frombuffer\(data, np\.int16\)"):
+        stream.accept_waveform(b"\x00\x01" * 800, 16000)  # type: ignore[arg-type]
+
+
+def test_recognizers_made_at_once_read_the_lm_once(tmp_path, monkeypatch) -> None:
+    import threading
+    import time
+
+    import asr.streaming as streaming
+    from asr.streaming import DecoderOptions
+
+    arpa = tmp_path / "tiny.arpa"
+    arpa.write_text(
+        "\\data\\\nngram 1=3\n\n\\1-grams:\n-1.0 <s>\n-0.5 yes\n-0.5 </s>\n\n\\end\\\n", encoding="utf-8"
+    )
+    loads = []
+    real = streaming.load_lm
+
+    def counting(path):
+        loads.append(path)
+        time.sleep(0.2)  # a real LM takes about a second: long enough for the others to ask too
+        return real(path)
+
+    monkeypatch.setattr(streaming, "load_lm", counting)
+    streaming._cached_lm.cache_clear()
+    barrier = threading.Barrier(6)
+
+    def make(i: int) -> None:
+        barrier.wait()
+        Recognizer(BUNDLE, decoder=DecoderOptions("beam", lm=str(arpa), hotwords=(f"word{i}",)))
+
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(loads) == 1
