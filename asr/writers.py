@@ -8,10 +8,15 @@ from dataclasses import asdict, dataclass
 
 from asr.decoding import Word
 
-#: A subtitle cue ends at a pause this long, or when it reaches these limits.
+#: A subtitle cue ends at a pause this long, or when it reaches these limits: at most
+#: two lines of CUE_LINE_CHARS characters (broken where the lines come out most even).
 CUE_PAUSE = 0.8
 CUE_MAX_SECONDS = 6.0
-CUE_MAX_CHARS = 42
+CUE_LINE_CHARS = 42
+#: A cue stays up at least this long (a word said in 0.1 s cannot be read in 0.1 s),
+#: unless the next cue starts sooner; it then ends CUE_GAP before that one.
+CUE_MIN_SECONDS = 1.0
+CUE_GAP = 0.04
 
 
 @dataclass(frozen=True)
@@ -25,24 +30,46 @@ class Transcript:
     nbest: Sequence[tuple[str, float]] = ()
 
 
-def cues(words: Sequence[Word]) -> list[tuple[float, float, str]]:
-    """Group words into subtitle cues ``(start, end, text)``."""
-    out: list[tuple[float, float, str]] = []
+def cues(words: Sequence[Word], duration: float | None = None) -> list[tuple[float, float, str]]:
+    """Group words into subtitle cues ``(start, end, text)``; ``text`` has one or two
+    lines joined by a newline. Cues last at least CUE_MIN_SECONDS where the next cue (and
+    the audio's ``duration``, when given) leave room."""
+    groups: list[list[Word]] = []
     current: list[Word] = []
     for word in words:
-        if current:
-            text = " ".join(w.word for w in [*current, word])
-            if (
-                word.start - current[-1].end >= CUE_PAUSE
-                or word.end - current[0].start > CUE_MAX_SECONDS
-                or len(text) > CUE_MAX_CHARS
-            ):
-                out.append((current[0].start, current[-1].end, " ".join(w.word for w in current)))
-                current = []
+        if current and (
+            word.start - current[-1].end >= CUE_PAUSE
+            or word.end - current[0].start > CUE_MAX_SECONDS
+            or _lines([w.word for w in [*current, word]]) is None
+        ):
+            groups.append(current)
+            current = []
         current.append(word)
     if current:
-        out.append((current[0].start, current[-1].end, " ".join(w.word for w in current)))
+        groups.append(current)
+    out = []
+    for i, group in enumerate(groups):
+        start, end = group[0].start, group[-1].end
+        limit = groups[i + 1][0].start - CUE_GAP if i + 1 < len(groups) else duration
+        shown = start + CUE_MIN_SECONDS if limit is None else min(start + CUE_MIN_SECONDS, limit)
+        lines = _lines([w.word for w in group]) or [" ".join(w.word for w in group)]  # one over-long word
+        out.append((start, max(end, shown), "\n".join(lines)))
     return out
+
+
+def _lines(words: list[str]) -> list[str] | None:
+    """``words`` as one line, or as two lines as even as possible, each at most
+    CUE_LINE_CHARS long; None when they do not fit."""
+    text = " ".join(words)
+    if len(text) <= CUE_LINE_CHARS:
+        return [text]
+    best: list[str] | None = None
+    for k in range(1, len(words)):
+        first, second = " ".join(words[:k]), " ".join(words[k:])
+        longest = max(len(first), len(second))
+        if longest <= CUE_LINE_CHARS and (best is None or longest < max(map(len, best))):
+            best = [first, second]
+    return best
 
 
 def timestamp(seconds: float, decimal: str = ".") -> str:
@@ -76,13 +103,15 @@ def write_json(t: Transcript) -> str:
 def write_srt(t: Transcript) -> str:
     blocks = [
         f"{i}\n{timestamp(start, ',')} --> {timestamp(end, ',')}\n{text}\n"
-        for i, (start, end, text) in enumerate(cues(t.words), 1)
+        for i, (start, end, text) in enumerate(cues(t.words, t.duration), 1)
     ]
     return "\n".join(blocks)
 
 
 def write_vtt(t: Transcript) -> str:
-    blocks = [f"{timestamp(start)} --> {timestamp(end)}\n{text}\n" for start, end, text in cues(t.words)]
+    blocks = [
+        f"{timestamp(start)} --> {timestamp(end)}\n{text}\n" for start, end, text in cues(t.words, t.duration)
+    ]
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 

@@ -32,13 +32,13 @@ def test_json_contract() -> None:
 
 def test_srt() -> None:
     assert WRITERS["srt"](T) == (
-        "1\n00:00:00,500 --> 00:00:01,400\nhello world\n\n2\n00:00:03,000 --> 00:00:04,100\nafter the pause\n"
+        "1\n00:00:00,500 --> 00:00:01,500\nhello world\n\n2\n00:00:03,000 --> 00:00:04,100\nafter the pause\n"
     )
 
 
 def test_vtt() -> None:
     assert WRITERS["vtt"](T) == (
-        "WEBVTT\n\n00:00:00.500 --> 00:00:01.400\nhello world\n\n"
+        "WEBVTT\n\n00:00:00.500 --> 00:00:01.500\nhello world\n\n"
         "00:00:03.000 --> 00:00:04.100\nafter the pause\n"
     )
 
@@ -46,9 +46,31 @@ def test_vtt() -> None:
 def test_long_speech_is_split_into_short_cues() -> None:
     words = [Word(f"word{i}", i * 0.3, i * 0.3 + 0.25, 1.0) for i in range(60)]
     out = cues(words)
-    assert len(out) > 5
-    assert all(end - start <= 6.0 and len(text) <= 42 for start, end, text in out)
-    assert " ".join(text for _, _, text in out) == " ".join(w.word for w in words)
+    assert len(out) >= 5
+    for start, end, text in out:
+        lines = text.split("\n")
+        assert end - start <= 6.0 and len(lines) <= 2 and all(len(line) <= 42 for line in lines)
+    assert " ".join(text.replace("\n", " ") for _, _, text in out) == " ".join(w.word for w in words)
+    assert any("\n" in text for _, _, text in out)  # two lines where one would be too long
+
+
+def test_two_lines_break_evenly() -> None:
+    said = "the quick brown fox jumps over the lazy dog and then runs into the woods"
+    words = [Word(w, i * 0.2, i * 0.2 + 0.15, 1.0) for i, w in enumerate(said.split())]
+    ((_, _, text),) = cues(words)
+    first, second = text.split("\n")
+    assert f"{first} {second}" == said and abs(len(first) - len(second)) <= 6
+
+
+def test_short_cues_stay_up_long_enough_to_read() -> None:
+    words = [Word("to", 5.0, 5.12, 1.0), Word("go", 5.95, 6.05, 1.0), Word("now", 9.0, 9.2, 1.0)]
+    out = cues(words, duration=9.5)
+    assert [round(e - s, 3) for s, e, _ in out] == [
+        0.91,
+        1.0,
+        0.5,
+    ]  # up to the next cue, 1 s, the audio's end
+    assert out[0][1] < out[1][0]  # a gap before the next cue
 
 
 def test_no_words() -> None:
