@@ -7,6 +7,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -63,9 +64,13 @@ class AudioReader:
             raise AudioError(f"{self.name}: no such file")
         if self.path.is_dir():
             raise AudioError(f"{self.name}: is a directory, not an audio file")
+        if not os.access(self.path, os.R_OK):
+            raise AudioError(f"{self.name}: permission denied")
         if self.path.stat().st_size == 0:
             raise AudioError(f"{self.name}: empty file")
-        self._mp3 = _looks_like_mp3(self.path)
+        # Decided before libsndfile opens anything: with file descriptor 2 closed, its open
+        # would take number 2, and redirecting "stderr" would overwrite the audio file's.
+        self._mp3 = _looks_like_mp3(self.path) and _stderr_is_open()
         with self._open() as f:
             self.sample_rate = int(f.samplerate)
             self.declared_frames = int(f.frames)
@@ -125,36 +130,57 @@ class AudioReader:
 
 
 def _looks_like_mp3(path: Path) -> bool:
-    """An ID3 tag or an MPEG audio frame sync at the start of the file."""
-    with open(path, "rb") as f:
-        head = f.read(3)
+    """An ID3 tag or an MPEG audio frame sync at the start of the file (False when the
+    file cannot be read: opening it for decoding then says why, as for any file)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(3)
+    except OSError:
+        return False
     return head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
 
 
+def _stderr_is_open() -> bool:
+    try:
+        os.fstat(2)
+    except OSError:
+        return False
+    return True
+
+
 _MPG123_LINE = re.compile(r"^(Warning|Note|Error): |^\[[^\]]*mpg123")
+#: File descriptor 2 is one per process: one redirection at a time, or a second thread
+#: would save the first one's temporary file as "stderr" and restore it at the end.
+_STDERR_LOCK = threading.Lock()
 
 
 @contextmanager
 def _without_mpg123_chatter() -> Iterator[None]:
     """Hold back what C code writes to file descriptor 2 while the block runs, then pass on
-    every line except libmpg123's own warnings."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no stderr to redirect
-        yield
-        return
-    with tempfile.TemporaryFile() as held:
-        os.dup2(held.fileno(), 2)
+    every line except libmpg123's own warnings. Blocks in other threads wait their turn."""
+    with _STDERR_LOCK:
+        if sys.stderr is not None:
+            sys.stderr.flush()
         try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to redirect
             yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            held.seek(0)
-            for line in held.read().decode(errors="replace").splitlines(keepends=True):
-                if not _MPG123_LINE.match(line):
-                    sys.stderr.write(line)
+            return
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                held.seek(0)
+                kept = [
+                    line
+                    for line in held.read().decode(errors="replace").splitlines(keepends=True)
+                    if not _MPG123_LINE.match(line)
+                ]
+                if kept and sys.stderr is not None:
+                    sys.stderr.write("".join(kept))
 
 
 def _wav_missing_bytes(path: Path) -> int:

@@ -305,7 +305,7 @@ def as_logprobs(logprobs: Tensor | np.ndarray, vocabulary: Vocabulary) -> Tensor
     as a float32 CPU tensor. Raises ValueError for a wrong shape, NaN or +inf, and for
     values above 0: probabilities or raw logits rather than log-probabilities (apply
     ``log_softmax`` first). -inf (probability 0) is fine. The vocabulary's special
-    tokens (``Vocabulary.muted``) get -inf: they are never emitted."""
+    tokens (``Vocabulary.muted``) are folded into the blank: they are never emitted."""
     if isinstance(logprobs, np.ndarray):  # a copy: read-only and big-endian arrays too
         logprobs = torch.tensor(np.asarray(logprobs, dtype=np.float32))
     if not isinstance(logprobs, Tensor):
@@ -320,9 +320,13 @@ def as_logprobs(logprobs: Tensor | np.ndarray, vocabulary: Vocabulary) -> Tensor
                 "logprobs must be log-probabilities (at most 0), got values up to "
                 f"{float(logprobs.max()):.3g}: apply log_softmax over the vocabulary first"
             )
-    if vocabulary.muted:  # special tokens (<s>, <unk>) stand for no text: never emitted
+    if vocabulary.muted:
+        # Special tokens (<s>, <unk>) stand for no text: their probability joins the
+        # blank's (so a frame all on <unk> is a blank, not impossible) and they are never emitted.
+        muted = list(vocabulary.muted)
         logprobs = logprobs.clone()
-        logprobs[:, list(vocabulary.muted)] = -math.inf
+        logprobs[:, 0] = torch.logaddexp(logprobs[:, 0], torch.logsumexp(logprobs[:, muted], dim=1))
+        logprobs[:, muted] = -math.inf
     return logprobs
 
 

@@ -23,7 +23,8 @@ itself, without the JSON error. Other connections are never affected.
 
 Stopping (SIGINT/SIGTERM): the server takes no new connections (1001), stops reading
 audio, decodes what each open stream already sent and ends it as if the client had sent
-``end`` (last ``final``, then ``done``), for up to ``DRAIN_SECONDS``; then it exits.
+``end`` (last ``final``, then ``done``), for up to ``DRAIN_SECONDS`` (a second signal
+cuts that short); then it exits.
 
 All streams go through one model: a single worker thread takes the audio that arrived
 on every connection and steps all the streams with a full chunk as one batch
@@ -220,6 +221,8 @@ class Server:
         self.max_backlog_seen = 0.0  # seconds of audio a stream had waiting, at most
         self.draining = False  # stopping: open streams are being finished
         self._stop: asyncio.Future | None = None
+        self._stop_asked = False  # stop() before serve() began
+        self._hurry = False  # a second stop: skip what is left of the drain
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one cache per server, which lives as long
     def recognizer(self, options: DecoderOptions) -> Recognizer:
@@ -323,6 +326,8 @@ class Server:
                 recognizer = await loop.run_in_executor(None, self.recognizer, options)
             except ValueError as e:
                 raise ProtocolError(str(e)) from None
+            if self.draining:  # configured while the server was stopping
+                raise _ShuttingDown
             session = Session(recognizer.stream(), rate, dtype)
             self.sessions.add(session)
             sender = asyncio.create_task(self._send_all(ws, session))
@@ -361,6 +366,8 @@ class Server:
             await self._fail(ws, session, sender, 1008, str(e))
         except asyncio.TimeoutError:
             await self._fail(ws, session, sender, 1001, f"no message for {self.config.idle_timeout:g} s")
+        except _ShuttingDown:
+            await self._close(ws, 1001, "the server is shutting down")
         except _Closed:
             pass
         finally:
@@ -443,10 +450,22 @@ class Server:
 
     def stop(self) -> None:
         """Ask ``serve`` to finish the open streams and return, as SIGINT/SIGTERM do; safe
-        to call from any thread."""
+        to call from any thread, before ``serve`` too. A second call (a second Ctrl-C)
+        cuts the wait for open streams short."""
+        self._stop_asked = True
         stop = self._stop
-        if stop is not None:
-            stop.get_loop().call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
+        if stop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has already closed: nothing to stop
+            stop.get_loop().call_soon_threadsafe(self._signal)
+
+    def _signal(self) -> None:
+        if self._stop is None:
+            return
+        if self._stop.done():
+            self._hurry = True
+        else:
+            self._stop.set_result(None)
 
     async def _drain(self) -> None:
         """End every open stream as if its client had sent "end", for up to DRAIN_SECONDS."""
@@ -459,7 +478,7 @@ class Server:
         self.wake.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DRAIN_SECONDS
-        while self.sessions and loop.time() < deadline:
+        while self.sessions and loop.time() < deadline and not self._hurry:
             await asyncio.sleep(0.05)
 
     async def serve(self, ready: Callable[[str, int], None] = lambda host, port: None) -> None:
@@ -470,9 +489,11 @@ class Server:
         worker = asyncio.create_task(self.run_worker())
         loop = asyncio.get_running_loop()
         stop = self._stop = loop.create_future()
+        if self._stop_asked:
+            stop.set_result(None)
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+                loop.add_signal_handler(sig, self._signal)
         try:
             async with serve(
                 self.handle,
@@ -489,12 +510,17 @@ class Server:
                 await stop
                 await self._drain()
         finally:
+            self._stop = None
             worker.cancel()
             self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _Closed(Exception):
     """The client went away."""
+
+
+class _ShuttingDown(Exception):
+    """A connection configured after the server began to stop."""
 
 
 def run_server(bundle: Bundle, config: ServerConfig, log: Callable[[str], None] = print) -> None:

@@ -93,20 +93,22 @@ class DecoderOptions:
             object.__setattr__(self, "lm", os.fspath(self.lm))
         if isinstance(self.lm, str) and self.lm.lower() == "none":  # as the CLI and server say it
             object.__setattr__(self, "lm", None)
-        if isinstance(self.beam_size, bool) or not isinstance(self.beam_size, int) or self.beam_size < 1:
-            raise ValueError(f"beam_size must be a whole number of at least 1, got {self.beam_size!r}")
+        for name in ("beam_size", "nbest"):  # numpy integers too (np.arange sweeps)
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+            object.__setattr__(self, name, int(value))
         for name in ("lm_weight", "word_bonus"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
         if self.lm_weight < 0:
             raise ValueError(f"lm_weight must be >= 0, got {self.lm_weight}")
         if self.decoder not in ("greedy", "beam"):
             raise ValueError(f"unknown decoder {self.decoder!r}: use 'greedy' or 'beam'")
         if self.decoder == "greedy" and (self.lexicon or self.hotwords or self.nbest > 1):
             raise ValueError("a lexicon, hotwords and n-best lists need the beam decoder (decoder='beam')")
-        if self.nbest < 1:
-            raise ValueError(f"nbest must be at least 1, got {self.nbest}")
 
 
 def _strings(values: object, name: str) -> tuple[str, ...]:
@@ -151,6 +153,20 @@ def _cached_lm(path: str) -> NgramLM:
     return load_lm(path)
 
 
+_LM_LOCKS: dict[str, threading.Lock] = {}
+_LM_LOCKS_LOCK = threading.Lock()
+
+
+def _shared_lm(path: str) -> NgramLM:
+    """The LM at ``path``, read once per process: recognizers made at once in many threads
+    (a server's first clients) wait for one read instead of each reading it into memory.
+    Decoders without that LM do not wait."""
+    with _LM_LOCKS_LOCK:
+        lock = _LM_LOCKS.setdefault(path, threading.Lock())
+    with lock:
+        return _cached_lm(path)
+
+
 def make_decoder(
     bundle: Bundle, options: str | DecoderOptions | None = None, beam_size: int | None = None
 ) -> GreedyDecoder | BeamSearchDecoder:
@@ -168,20 +184,18 @@ def make_decoder(
         lexicon=os.path.abspath(options.lexicon) if isinstance(options.lexicon, str) else options.lexicon,
     )
     key = (tuple(bundle.vocabulary.tokens), bundle.frame_seconds, tuple(calibration or ()), named)
-    # One build at a time: recognizers made at once in many threads (a server's first
-    # clients) would otherwise each read the same LM into memory.
-    with _BUILDING:
-        decoder = _DECODERS.get(key)
-        if decoder is None:
-            decoder = _build_decoder(bundle, options, calibration)
-            _DECODERS[key] = decoder
+    decoder = _DECODERS.get(key)
+    if decoder is None:
+        decoder = _build_decoder(bundle, options, calibration)
+        with _DECODERS_LOCK:
+            decoder = _DECODERS.setdefault(key, decoder)
             while len(_DECODERS) > 8:
                 _DECODERS.pop(next(iter(_DECODERS)))
     return decoder
 
 
 _DECODERS: dict[tuple, GreedyDecoder | BeamSearchDecoder] = {}
-_BUILDING = threading.Lock()
+_DECODERS_LOCK = threading.Lock()
 #: Where each decoder's confidence calibration lives in a model file's metadata.
 CALIBRATION_KEYS = {"greedy": "confidence", "beam": "confidence_beam"}
 
@@ -205,9 +219,9 @@ def _build_decoder(
     lm = None
     if options.lm == "default":
         path = default_lm_path()
-        lm = _cached_lm(str(path)) if path.exists() else None
+        lm = _shared_lm(str(path)) if path.exists() else None
     elif options.lm:
-        lm = _cached_lm(os.path.abspath(options.lm))
+        lm = _shared_lm(os.path.abspath(options.lm))
     lexicon = options.lexicon
     if isinstance(lexicon, str):
         lexicon = tuple(read_lexicon(lexicon))
@@ -447,8 +461,8 @@ class Recognizer:
 
         Feed audio with ``accept_waveform(..., decode=False)``, then call this; returns
         each stream's events, in order. Results equal decoding each stream alone.
-        Streams of recognizers with other decoders over the same model and chunk size may
-        be mixed. Raises ValueError for a stream listed twice or of another model or chunk size.
+        Streams of recognizers with other decoders over the same model (the same Bundle
+        object) and chunk size may be mixed. Raises ValueError for a stream listed twice or of another model or chunk size.
         """
         if len({id(s) for s in streams}) < len(streams):
             raise ValueError("a stream is listed twice: list each stream once")

@@ -53,7 +53,10 @@ def cues(words: Sequence[Word], duration: float | None = None) -> list[tuple[flo
         limit = groups[i + 1][0].start - CUE_GAP if i + 1 < len(groups) else duration
         shown = start + CUE_MIN_SECONDS if limit is None else min(start + CUE_MIN_SECONDS, limit)
         lines = _lines([w.word for w in group]) or [" ".join(w.word for w in group)]  # one over-long word
-        out.append((start, max(end, shown), "\n".join(lines)))
+        end = max(end, shown)
+        if duration is not None:  # a word cut off by the end of the audio ends with it
+            end = max(start, min(end, duration))
+        out.append((start, end, "\n".join(lines)))
     return out
 
 

@@ -188,3 +188,12 @@ def test_app_sample_rates_are_whole_plausible_numbers() -> None:
     for bad in (1, 0, -16000, MIN_SAMPLE_RATE - 1, MAX_SAMPLE_RATE + 1):
         with pytest.raises(ValueError, match=f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"):
             check_sample_rate(bad)
+
+
+def test_an_unreadable_file_is_one_error(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "secret.wav"
+    sf.write(path, tone(16000), 16000)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == path else real(p, mode))
+    with pytest.raises(AudioError, match=r"secret\.wav: permission denied"):
+        load_audio(path)

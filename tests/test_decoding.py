@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -96,6 +97,15 @@ def test_other_ctc_vocabularies() -> None:
     noisy[3] = noisy[3].log_softmax(-1)
     for decoder in (GreedyDecoder(vocab), BeamSearchDecoder(vocab)):
         assert "<" not in decoder.decode(noisy).text
+    # A frame whose whole mass is on <unk> (np.log of probabilities) reads as a blank.
+    probs = lp.exp().numpy()
+    probs[8:10] = 0.0
+    probs[8:10, 3] = 1.0  # the two "|" frames between the words
+    with np.errstate(divide="ignore"):
+        logs = np.log(probs)
+    for decoder in (GreedyDecoder(vocab), BeamSearchDecoder(vocab)):
+        out = decoder.decode(logs)
+        assert out.text == "hithese" and math.isfinite(out.score)
     with pytest.raises(ValueError, match="first output column"):
         Vocabulary.from_ctc(["a", "<pad>", "|"], blank="<pad>", space="|")
     with pytest.raises(ValueError, match="word separator"):

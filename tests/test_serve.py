@@ -329,3 +329,25 @@ def test_stopping_finishes_open_streams(bundle: Bundle, clips: list[np.ndarray])
     finals = [m["text"] for m in messages if m["type"] == "final"]
     assert " ".join(finals) == expected and expected
     assert messages[-1]["type"] == "done" and code == 1000
+
+
+def test_stop_before_and_after_serving_and_late_configs(bundle: Bundle) -> None:
+    from websockets.asyncio.client import connect
+
+    early = Server(bundle, ServerConfig(port=0))
+    early.stop()  # asked before it serves: serve() returns at once
+    asyncio.run(asyncio.wait_for(early.serve(), 10))
+    early.stop()  # after its loop closed: nothing to do, no error
+
+    async def late(url: str) -> tuple[dict, int | None]:
+        async with connect(url) as ws:
+            server.draining = True  # as if the stop began after this client connected
+            await ws.send(json.dumps({"type": "config", "sample_rate": 16000}))
+            reply = json.loads(await ws.recv())
+            with suppress(Exception):
+                await ws.recv()
+        return reply, ws.close_code
+
+    with running(bundle) as (server, url):
+        reply, code = asyncio.run(late(url))
+    assert reply == {"type": "error", "message": "the server is shutting down"} and code == 1001

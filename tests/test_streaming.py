@@ -368,9 +368,13 @@ def test_decoder_options_take_lists_and_sets_and_check_numbers_when_made(tmp_pat
         ({"beam_size": 2.5}, "beam_size"),
         ({"lm_weight": -1}, "lm_weight"),
         ({"word_bonus": float("nan")}, "word_bonus"),
+        ({"nbest": 2.5}, "nbest"),
     ):
         with pytest.raises(ValueError, match=message):
             DecoderOptions("beam", **bad)
+    swept = DecoderOptions("beam", beam_size=np.int64(4), lm_weight=np.float32(0.5), word_bonus=np.float64(1))
+    assert (swept.beam_size, swept.lm_weight, swept.word_bonus) == (4, 0.5, 1.0)  # np.arange sweeps
+    assert type(swept.beam_size) is int and type(swept.lm_weight) is float
     with pytest.raises(TypeError, match="hotwords must be strings"):
         DecoderOptions("beam", hotwords=[3])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="inside DecoderOptions"):

@@ -71,6 +71,8 @@ def test_short_cues_stay_up_long_enough_to_read() -> None:
         0.5,
     ]  # up to the next cue, 1 s, the audio's end
     assert out[0][1] < out[1][0]  # a gap before the next cue
+    # A word cut off by the end of the audio (its frames run 30 ms past it): not past the end.
+    assert cues([Word("cut", 1.2, 1.68, 1.0)], duration=1.647) == [(1.2, 1.647, "cut")]
 
 
 def test_no_words() -> None:
