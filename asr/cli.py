@@ -119,7 +119,8 @@ def _add_decoder_args(p: argparse.ArgumentParser, nbest: bool = True) -> None:
     g.add_argument(
         "--lm",
         metavar="ARPA",
-        help="word n-gram LM for the beam search: an ARPA file, 'default' (bundled) or 'none'",
+        help="word n-gram LM for the beam search: an ARPA file, 'default' (bundled) or 'none' "
+        "(default: default, the bundled LM)",
     )
     g.add_argument(
         "--lm-weight", type=_non_negative_float, help=f"LM weight alpha, >= 0 (default {DEFAULT_LM_WEIGHT})"
@@ -580,11 +581,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     from asr import export
 
     bundle = _load(args.model, args.int8 or args.format == "int8")
+    if problem := _unwritable(args.output):
+        _error(f"{args.output}: {problem}")
+        return EXIT_USAGE
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)  # as --output-dir does
     if args.format == "int8":
         export.save_int8(bundle, args.output)
     elif args.format == "torchscript":
-        export.export_torchscript(bundle, args.output, args.chunk_frames)
+        try:
+            export.export_torchscript(bundle, args.output, args.chunk_frames)
+        except RuntimeError as e:  # torch's writer: "open file failed with strerror: ..."
+            _error(f"{args.output}: cannot write ({str(e).rsplit('strerror:', 1)[-1].strip()})")
+            return EXIT_USAGE
     else:
         try:
             export.export_onnx(bundle, args.output, args.chunk_frames)
@@ -594,6 +602,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     size = os.path.getsize(args.output) / 1e6
     print(f"wrote {args.output} ({args.format}, {size:.1f} MB)")
     return EXIT_OK
+
+
+def _unwritable(path: str) -> str | None:
+    """Why a file cannot be written at ``path`` (its folder may not exist yet), or None."""
+    if os.path.isdir(path):
+        return "is a directory"
+    if os.path.exists(path):
+        return None if os.access(path, os.W_OK) else "permission denied"
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):  # the nearest folder that exists must take new entries
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        return f"{folder} is not a folder"
+    return None if os.access(folder, os.W_OK | os.X_OK) else f"permission denied (cannot write in {folder})"
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -659,7 +681,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_float,
         help="with --file: times real time (default 1; 0: no waiting)",
     )
-    p.add_argument("--timestamps", action="store_true", help="prefix lines with the utterance start")
+    p.add_argument(
+        "--timestamps", action="store_true", help="prefix lines with the time (s) their first word began"
+    )
     p.add_argument(
         "--threads",
         type=_positive,
@@ -723,7 +747,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", help="commonvoice: the clips folder (default: clips/ beside the TSV)")
     p.add_argument("--audio-column", default="audio", help="csv: column of audio paths")
     p.add_argument("--text-column", default="text", help="csv: column of transcripts")
-    p.add_argument("--speaker-column", default="speaker", help="csv: column of speaker ids (optional)")
+    p.add_argument(
+        "--speaker-column", default="speaker", help="csv: column of speaker ids, used when the file has it"
+    )
     p.add_argument("--root", help="csv: folder that relative audio paths start from (default: the CSV's)")
     p.set_defaults(func=cmd_prepare)
 
@@ -821,7 +847,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="WER and CER of a model on a manifest (or of two text files)")
-    p.add_argument("manifest", nargs="?")
+    p.add_argument("manifest", nargs="?", help="JSONL manifest of audio and reference text (or --ref/--hyp)")
     _add_model_args(p)
     _add_decoder_args(p, nbest=False)
     p.add_argument(

@@ -226,8 +226,9 @@ class LiveView:
         self._shown = False
 
     def _line(self, result: Result) -> str:
-        if self.timestamps:
-            return f"{self.prefix}[{result.start:7.2f}s] {result.text}"
+        if self.timestamps:  # when the first word began (the utterance's start is often silence)
+            start = result.words[0].start if result.words else result.start
+            return f"{self.prefix}[{start:7.2f}s] {result.text}"
         return self.prefix + result.text
 
     def event(self, event: Event) -> None:
@@ -262,8 +263,8 @@ def run(
 ) -> ListenStats:
     """Decode ``source`` until it ends, Ctrl-C or ``stop`` is set; warnings and losses go to stderr.
 
-    On Ctrl-C (or ``stop``) the audio already captured is still decoded and the stream
-    flushed, so the last words are printed; a second Ctrl-C skips what is left.
+    On Ctrl-C or SIGTERM (or ``stop``) the audio already captured is still decoded and
+    the stream flushed, so the last words are printed; a second signal skips what is left.
     """
     stream = recognizer.stream()
     stop = stop or threading.Event()
@@ -276,9 +277,11 @@ def run(
 
     # Ctrl-C only sets a flag that the loop checks between blocks: an interrupt landing
     # in the middle of accept_waveform would leave the stream's buffers half updated.
-    previous = None
+    # SIGTERM (kill, systemd, docker stop, timeout) ends it the same way.
+    previous: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, interrupt)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, interrupt)
     max_lag, lag_warned, dropped_warned, dropped_at = 0.0, False, 0, float("-inf")
 
     def decode(block: np.ndarray) -> None:
@@ -316,8 +319,8 @@ def run(
     except KeyboardInterrupt:  # only when the handler could not be installed
         pass
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
     view.final(stream.finish())
     stats = ListenStats(source.overflows, source.dropped_samples / source.sample_rate, max_lag)
     if stats.overflows:

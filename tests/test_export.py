@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -234,3 +235,25 @@ def test_cli_transcribe_with_a_torchscript_model_is_one_line(tmp_path: Path, tin
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Warning" not in done.stderr, done.stderr
     assert "TorchScript export" in done.stderr and "--model takes a .pt model file" in done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["int8", "torchscript", "onnx"])
+def test_export_to_an_unwritable_place_is_one_line(
+    tmp_path: Path, tiny_model_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch, fmt: str
+) -> None:
+    from asr.cli import main
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert main(["export", "--model", str(tiny_model_file), "--format", fmt, "-o", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"asr: error: {folder}: is a directory\n"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(locked) else real(p, mode))
+    assert main(["export", "--model", str(tiny_model_file), "--format", fmt, "-o", str(locked / "m")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"asr: error: {locked / 'm'}: permission denied (cannot write in {locked})\n"
+    )

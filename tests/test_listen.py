@@ -134,9 +134,10 @@ def test_file_source_through_the_live_path(wav: Path, rec: Recognizer) -> None:
 class Backlog(FileSource):
     """The whole file already captured and queued; Ctrl-C pressed ``presses`` times at the first read."""
 
-    def __init__(self, path: str, presses: int) -> None:
+    def __init__(self, path: str, presses: int, sig: int = signal.SIGINT) -> None:
         super().__init__(path)
         self.presses = presses
+        self.sig = sig
 
     def __enter__(self) -> "Backlog":
         block = int(self.sample_rate * BLOCK_SECONDS)
@@ -147,7 +148,7 @@ class Backlog(FileSource):
     def read(self, timeout: float = 0.5) -> np.ndarray | None:
         if self.presses:
             for _ in range(self.presses):
-                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(self.sig)
             self.presses = 0
             return self.queue.get_nowait()  # one block only: the rest is still waiting
         return super().read(timeout)
@@ -164,6 +165,29 @@ def test_ctrl_c_decodes_the_audio_already_captured(wav: Path, rec: Recognizer) -
     out = Capture()
     run(rec, Backlog(str(wav), presses=2), LiveView(out))  # type: ignore[arg-type]
     assert out.text.splitlines() == lines(rec, audio[: int(16000 * BLOCK_SECONDS)])
+
+
+def test_sigterm_ends_like_ctrl_c(wav: Path, rec: Recognizer) -> None:
+    """kill, systemd, docker stop and timeout send SIGTERM: the last words still come out."""
+    audio = sf.read(wav, dtype="float32")[0]
+    out = Capture()
+    before = signal.getsignal(signal.SIGTERM)
+    run(rec, Backlog(str(wav), presses=1, sig=signal.SIGTERM), LiveView(out))  # type: ignore[arg-type]
+    assert out.text.splitlines() == lines(rec, audio)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_timestamps_are_when_the_first_word_began() -> None:
+    from asr.decoding import Word
+    from asr.streaming import Result
+
+    out = Capture()
+    view = LiveView(out, timestamps=True)
+    view.final(
+        Result("hello there", "", (Word("hello", 1.68, 2.0, 0.9), Word("there", 2.1, 2.4, 0.9)), 2.4, 0.0)
+    )
+    view.final(Result("hm", "", (), 1.0, 5.0))  # no word times: the utterance's start
+    assert out.text.splitlines() == ["[   1.68s] hello there", "[   5.00s] hm"]
 
 
 def test_a_full_queue_drops_its_oldest_blocks(wav: Path) -> None:
