@@ -373,14 +373,20 @@ def import_sounddevice():
 
 
 def input_devices() -> list[dict]:
-    """Input devices as PortAudio lists them: index, name, channels, default rate."""
+    """Input devices as PortAudio lists them: index, name, channels, default rate, and
+    whether it is the default input."""
     sd = import_sounddevice()
+    try:
+        default = int(sd.default.device[0])
+    except (TypeError, ValueError, IndexError):
+        default = -1
     return [
         {
             "index": i,
             "name": d["name"],
             "channels": d["max_input_channels"],
             "sample_rate": d["default_samplerate"],
+            "default": i == default,
         }
         for i, d in enumerate(sd.query_devices())
         if d["max_input_channels"] > 0

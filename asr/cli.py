@@ -340,6 +340,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.manifest:
         _error("give a MANIFEST, or --ref and --hyp text files")
         return EXIT_USAGE
+    if args.chunk_ms is not None and not args.stream:
+        _error("--chunk-ms applies to --stream")
+        return EXIT_USAGE
+    args.chunk_ms = args.chunk_ms or 100
     if args.plot:
         from asr.plots import pyplot
 
@@ -500,6 +504,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
     if args.file is None and args.speed is not None:
         _error("--speed applies to --file (a microphone runs in real time)")
         return EXIT_USAGE
+    if args.list_devices and args.file is not None:
+        _error("--list-devices lists microphones; it does not apply to --file")
+        return EXIT_USAGE
     if args.file is not None and (args.device is not None or args.samplerate is not None):
         _error("--device and --samplerate choose a microphone; they do not apply to --file")
         return EXIT_USAGE
@@ -510,7 +517,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
                 _error("no audio input devices found")
                 return EXIT_FAILED
             for d in devices:
-                print(f"{d['index']:>3}  {d['name']}  ({d['channels']} ch, {d['sample_rate']:.0f} Hz)")
+                mark = "*" if d.get("default") else " "
+                print(f"{mark}{d['index']:>3}  {d['name']}  ({d['channels']} ch, {d['sample_rate']:.0f} Hz)")
+            print("(* the default input)")
             return EXIT_OK
         import torch
 
@@ -854,7 +863,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--worst", type=_non_negative, default=5, help="show the N worst utterances with alignments"
     )
     p.add_argument("--stream", action="store_true", help="decode as streams: latency and stability figures")
-    p.add_argument("--chunk-ms", type=_positive, default=100, help="with --stream: audio per chunk")
+    p.add_argument("--chunk-ms", type=_positive, help="with --stream: audio per chunk (default: 100)")
     p.add_argument("--plot", metavar="DIR", help="write PNG plots (needs matplotlib) into DIR")
     p.add_argument("--ref", help="reference text file, one utterance a line (with --hyp)")
     p.add_argument("--hyp", help="hypothesis text file, one utterance a line (with --ref)")

@@ -157,6 +157,10 @@ class MicrophoneSource(_Queue):
 
 
 def _no_device(device: int | str | None, error: Exception) -> str:
+    text = str(error)
+    if "Multiple input devices found" in text:  # a name that matches several: one line
+        names = "; ".join(line.strip() for line in text.splitlines()[1:] if line.strip())
+        return f"input device {device!r} matches several ({names}); give its index or more of its name"
     if device is None:
         return f"no input device found ({error}); list them with: asr listen --list-devices"
     return f"no input device {device!r} ({error}); list them with: asr listen --list-devices"

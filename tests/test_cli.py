@@ -471,6 +471,7 @@ def test_eval_says_what_it_could_not_score(tmp_path: Path, corpus: Path, tiny_mo
         (["transcribe", "--nbest", "3", "a.wav"], "--nbest lists alternatives of the whole file in --format json only"),
         (["transcribe", "--nbest", "3", "--format", "json", "--stream", "a.wav"], "(--stream decodes utterance by"),
         (["transcribe", "--bogus", "a.wav"], "asr transcribe: error: unrecognized arguments: --bogus"),
+        (["eval", "--chunk-ms", "300", "m.jsonl"], "asr: error: --chunk-ms applies to --stream"),
     ],
 )  # fmt: skip
 def test_out_of_range_options_are_one_line_errors(

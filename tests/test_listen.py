@@ -75,8 +75,15 @@ def test_device_rate_fallback_and_errors(wav: Path, tiny_model_file: Path) -> No
     done = listen(["--model", str(tiny_model_file), "--device", "7"], env)
     assert done.returncode == 1 and "no input device 7" in done.stderr
     assert "Traceback" not in done.stderr
+    done = listen(["--model", str(tiny_model_file), "--device", "ambiguous"], env)
+    assert done.returncode == 1 and done.stderr == (
+        "asr: error: input device 'ambiguous' matches several ([0] pulse, ALSA; [1] default, ALSA); "
+        "give its index or more of its name\n"
+    )
     done = listen(["--list-devices"], env)
-    assert done.returncode == 0 and done.stdout.strip() == "0  Fake Mic  (1 ch, 48000 Hz)"
+    assert done.returncode == 0 and done.stdout == "*  0  Fake Mic  (1 ch, 48000 Hz)\n(* the default input)\n"
+    done = listen(["--list-devices", "--file", str(wav)], env)
+    assert done.returncode == 2 and "does not apply to --file" in done.stderr
 
 
 def test_missing_portaudio_is_a_clear_message(tmp_path: Path, tiny_model_file: Path) -> None:

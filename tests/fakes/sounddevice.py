@@ -26,7 +26,16 @@ class CallbackFlags:
 DEVICE = {"name": "Fake Mic", "max_input_channels": 1, "default_samplerate": 48000.0}
 
 
+class _Default:
+    device = (0, 1)  # (input, output), as sounddevice.default.device
+
+
+default = _Default()
+
+
 def query_devices(device=None, kind=None):
+    if device == "ambiguous":  # what sounddevice says for a name that matches several
+        raise ValueError("Multiple input devices found for 'ambiguous':\n[0] pulse, ALSA\n[1] default, ALSA")
     if device is None and kind is None:
         return [DEVICE, {"name": "Fake Speaker", "max_input_channels": 0, "default_samplerate": 48000.0}]
     if device not in (None, 0) and not (isinstance(device, str) and device.lower() in "fake mic"):
