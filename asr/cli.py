@@ -393,10 +393,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     "rtf": round(report.rtf, 5),
                     "model_load_seconds": round(load_seconds, 3),
                     "peak_memory_mb": round(peak_mb, 1),
-                    "stream": {"chunk_ms": args.chunk_ms, **_finite(report.streams)} if args.stream else None,
+                    "stream": {"chunk_ms": args.chunk_ms, **_finite(_rounded(report.streams))}
+                    if args.stream
+                    else None,
                     "worst": report.worst(args.worst),
                     "failed": report.failed,
-                    "utterances": report.rows,
+                    "utterances": [_scored_row(row) for row in report.rows],
                 },
                 indent=2,
             )
@@ -454,6 +456,25 @@ def _describe(options: DecoderOptions) -> str:
     )
     extras = (", lexicon" if options.lexicon else "") + (", hotwords" if options.hotwords else "")
     return f"beam {options.beam_size}{lm}{extras}"
+
+
+def _rounded(values: dict, digits: int = 4) -> dict:
+    """Floats to ``digits`` places (seconds and shares: 0.06, not 0.05999999999999961)."""
+    return {
+        k: round(v, digits) if isinstance(v, float) and math.isfinite(v) else v for k, v in values.items()
+    }
+
+
+def _scored_row(row: dict) -> dict:
+    """An utterance of the JSON report with its own word errors and reference words."""
+    from asr.evaluate import score
+
+    s = score([row["ref"]], [row["hyp"]])
+    return {
+        **row,
+        "word_errors": s.substitutions + s.deletions + s.insertions,
+        "reference_words": s.reference_words,
+    }
 
 
 def _finite(values: dict) -> dict:

@@ -106,6 +106,11 @@ def test_eval_reports_wer_and_cer(corpus: Path, tiny_model_file: Path) -> None:
     # An untrained model gets (nearly) every word wrong.
     assert report["overall"]["wer"] >= 0.9
     assert len(report["utterances"]) == 8
+    # Each utterance carries its own counts, and they add up to the overall figures.
+    overall = report["overall"]
+    assert sum(u["reference_words"] for u in report["utterances"]) == overall["reference_words"]
+    errors = overall["substitutions"] + overall["deletions"] + overall["insertions"]
+    assert sum(u["word_errors"] for u in report["utterances"]) == errors
     # The text report names the decoder first: a model of your own decodes greedily.
     done = asr("eval", str(corpus), "--model", str(tiny_model_file))
     assert done.returncode == 0 and done.stdout.startswith("decoder: greedy\n")
