@@ -415,10 +415,11 @@ class Server:
             session.failed = True
         await self._close(ws, code, why)
 
-    @staticmethod
-    async def _close(ws: Any, code: int, why: str) -> None:
+    async def _close(self, ws: Any, code: int, why: str) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        # The operator sees why a client was turned away; the client gets the same words.
+        self.log(f"client {_peer(ws)}: closed {code}: {why}")
         with contextlib.suppress(ConnectionClosed):
             await ws.send(json.dumps({"type": "error", "message": why}))
         # A close reason is at most 123 bytes.
@@ -513,6 +514,14 @@ class Server:
             self._stop = None
             worker.cancel()
             self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _peer(ws: Any) -> str:
+    address = getattr(ws, "remote_address", None)
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[:2]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return "?"
 
 
 class _Closed(Exception):

@@ -157,13 +157,16 @@ CONFIG = json.dumps({"type": "config", "sample_rate": 16000})
     ],
 )  # fmt: skip
 def test_protocol_errors_close_only_that_stream(
-    bundle: Bundle, messages: list, code: int, words: str
+    bundle: Bundle, messages: list, code: int, words: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with running(bundle) as (_, url):
         received, close_code = asyncio.run(_exchange(url, *messages))
     assert close_code == code
     errors = [m["message"] for m in received if m["type"] == "error"]
     assert len(errors) == 1 and words in errors[0], received
+    # The server's log says which client was closed and why (the client's own words).
+    logged = [line for line in capsys.readouterr().out.splitlines() if line.startswith("client 127.0.0.1:")]
+    assert len(logged) == 1 and logged[0].endswith(f"closed {code}: {errors[0]}"), logged
 
 
 def test_limits_and_a_good_client_alongside_bad_ones(bundle: Bundle, clips: list[np.ndarray]) -> None:
