@@ -6,7 +6,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asr.decoding import GROUPED_CACHE, BeamSearchDecoder, GreedyDecoder, GreedyState, words_from_tokens
+from asr.decoding import (
+    GROUPED_CACHE,
+    BeamSearchDecoder,
+    BeamState,
+    GreedyDecoder,
+    GreedyState,
+    words_from_tokens,
+)
 from asr.text import Vocabulary
 
 VOCAB = Vocabulary()
@@ -314,15 +321,30 @@ def test_live_hypotheses_equal_the_definition_chunk_by_chunk(
         assert (ended.text, ended.tokens, ended.words) == (whole.text, whole.tokens, whole.words)
 
 
-def test_settled_words_are_shared_by_every_beam() -> None:
+def test_settled_words_are_shared_by_every_strong_beam() -> None:
     decoder = BeamSearchDecoder(VOCAB, beam_size=8)
-    # Only what every surviving beam shares is settled: with near-certain frames the
-    # alternatives are pruned and "go" is settled; with doubtful ones nothing is.
+    # With near-certain frames the alternatives are pruned and "go" is settled.
     state = decoder.step(logprobs_for("__go_ _ho", 0.999), decoder.start())
     assert decoder.hypothesis(state).text == "go ho"
     assert decoder.settled_words(state) == 1
-    state = decoder.step(logprobs_for("__go_ _ho", 0.6), decoder.start())
+    # "go" or "ga" (0.55 against 0.4: 0.3 nats apart): nothing is settled, both stay.
+    close = spelled("go ho", {1: {"o": 0.55, "a": 0.4}})
+    state = decoder.step(close, decoder.start())
     assert decoder.hypothesis(state).text == "go ho" and decoder.settled_words(state) == 0
+    assert any(b.spans and "ga" in decoder.hypothesis(BeamState(beams=[b])).text for b in state.beams)
+    # "go" or, far weaker, "ga" (0.9 against 0.09: 2.3 nats, beyond COMMIT_MARGIN but
+    # within the beam's 5): "go" is settled and the beams that spell "ga" are dropped, so
+    # the settled word can never change.
+    far = spelled("go ho", {1: {"o": 0.9, "a": 0.09}})
+    state = decoder.step(far, decoder.start())
+    kept = [decoder.hypothesis(BeamState(beams=[b])).text for b in state.beams]
+    assert any(t.startswith("ga") for t in kept)  # alive before the commit
+    assert decoder.settled_words(state) == 1
+    assert all(decoder.hypothesis(BeamState(beams=[b])).text.startswith("go ") for b in state.beams)
+    # With a lexicon the wide beams stay whole: only words every beam shares settle.
+    lexical = BeamSearchDecoder(VOCAB, beam_size=8, lexicon=["go", "ga", "ho"])
+    state = lexical.step(far, lexical.start())
+    assert lexical.settled_words(state) == 0
     greedy = GreedyDecoder(VOCAB)
     assert greedy.settled_words(greedy.step(logprobs_for("__go_ _ho"), greedy.start())) == 1
     assert greedy.settled_words(greedy.step(logprobs_for("__go_ "), greedy.start())) == 1
