@@ -947,6 +947,16 @@ def _positive(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``asr ...``: the exit status. Ctrl-C at any point, PyTorch's import included, is
+    one line and status 130."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from asr.checkpoint import ModelFileError
 
     parser = build_parser()
@@ -957,9 +967,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _subcommands(parser)[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args))
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
     except BrokenPipeError:
         return EXIT_OK
     except (ValueError, OSError, ModelFileError) as e:

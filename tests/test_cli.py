@@ -1,5 +1,6 @@
 """The asr command as a user runs it: exit codes, one-line errors, output files."""
 
+import importlib
 import json
 import subprocess
 import sys
@@ -508,3 +509,28 @@ def test_train_help_shows_the_model_defaults() -> None:
     ]:
         assert phrase in text, phrase
     assert f"GRU width (default: {defaults['hidden']};" in text
+
+
+def test_import_is_light_and_every_public_name_loads() -> None:
+    """``import asr`` does not wait for PyTorch; the names load on first use."""
+    code = "import sys, asr; print('torch' in sys.modules); asr.Recognizer; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "True"], done.stderr
+    import asr
+
+    assert sorted(asr.__all__) == sorted(asr._HOMES)
+    for name in asr.__all__:
+        assert getattr(asr, name) is getattr(importlib.import_module(asr._HOMES[name]), name)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        asr.nope  # noqa: B018
+
+
+def test_ctrl_c_before_any_work_is_one_line(monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import asr.cli
+
+    def interrupted():
+        raise KeyboardInterrupt  # as if Ctrl-C landed while PyTorch was importing
+
+    monkeypatch.setattr(asr.cli, "build_parser", interrupted)
+    assert asr.cli.main(["transcribe", "a.wav"]) == 130
+    assert capsys.readouterr().err == "asr: error: interrupted\n"
