@@ -104,7 +104,7 @@ def _decoder_options(args: argparse.Namespace, bundle: Bundle) -> DecoderOptions
 
 
 def _add_decoder_args(p: argparse.ArgumentParser, nbest: bool = True) -> None:
-    from asr.decoding import DEFAULT_BEAM_SIZE, DEFAULT_HOTWORD_BOOST, DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS
+    from asr.tuning import DEFAULT_BEAM_SIZE, DEFAULT_HOTWORD_BOOST, DEFAULT_LM_WEIGHT, DEFAULT_WORD_BONUS
 
     g = p.add_argument_group("decoding")
     g.add_argument(
@@ -957,8 +957,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    from asr.checkpoint import ModelFileError
-
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, unknown = parser.parse_known_args(argv)
@@ -969,9 +967,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return int(args.func(args))
     except BrokenPipeError:
         return EXIT_OK
-    except (ValueError, OSError, ModelFileError) as e:
+    except Exception as e:
         # Settings that do not fit together, a model that does not fit the data, a folder
-        # that cannot be written: one line, never a traceback.
+        # that cannot be written: one line, never a traceback. (Imported here: --help and
+        # usage errors need not wait for PyTorch.)
+        from asr.checkpoint import ModelFileError
+
+        if not isinstance(e, (ValueError, OSError, ModelFileError)):
+            raise
         detail = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else str(e)
         _error(detail)
         return EXIT_USAGE
